@@ -1,0 +1,3 @@
+"""ecva_core: the library behind the ECVA explorer (dataset, video, models, metrics, results)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``ecva`` command: one module per command group, loaded only when that command runs."""

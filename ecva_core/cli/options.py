@@ -1,0 +1,51 @@
+"""Options and output helpers shared by every command (``--data``, ``--db``, ``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+data_option = click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Dataset folder or annotation file (default: $ECVA_DATA, else the generated demo dataset).",
+)
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Results database (default: $ECVA_DB, else results.db under $ECVA_HOME).",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout (logs go to stderr)."
+)
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Write one JSON object on stdout, the only thing a ``--json`` command prints there."""
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def log(message: str) -> None:
+    """Progress and notes go to stderr so that stdout stays machine-readable."""
+    click.echo(message, err=True)
+
+
+def common(*decorators: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[..., Any]:
+    """Apply several option decorators in reading order."""
+
+    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return wrap
