@@ -1,0 +1,118 @@
+"""A loopback server that speaks the ModelScope dataset API the SDK uses: file tree + file download.
+
+Programmable per test: the files it serves, a connection cut after N bytes of one file (to make
+an interrupted download), and a log of every request with its Range header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class StubRequest:
+    path: str
+    file_path: str | None
+    range: str | None
+
+
+@dataclass
+class ModelScopeStub:
+    """Serves ``files`` (repo path -> bytes) as dataset ``dataset_id`` at ``self.endpoint``."""
+
+    files: dict[str, bytes]
+    dataset_id: str = "gouchenyi/ECVA"
+    cut_after: dict[str, int] = field(default_factory=dict)  # repo path -> bytes before a one-time cut
+    lie_sha256: set[str] = field(default_factory=set)  # repo paths listed with a wrong checksum
+    requests: list[StubRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> ModelScopeStub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def ranged(self, file_path: str) -> list[str]:
+        return [r.range for r in self.requests if r.file_path == file_path and r.range]
+
+    def _tree(self) -> bytes:
+        entries = []
+        for path, data in self.files.items():
+            digest = hashlib.sha256(data).hexdigest()
+            if path in self.lie_sha256:
+                digest = hashlib.sha256(data + b"tampered").hexdigest()
+            entries.append({"Path": path, "Name": path.rsplit("/", 1)[-1], "Type": "blob",
+                            "Size": len(data), "Sha256": digest, "Revision": "master"})
+        return json.dumps({"Code": 200, "Success": True, "Data": {"Files": entries}}).encode()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        stub = self
+        tree_path = f"/api/v1/datasets/{stub.dataset_id}/repo/tree"
+        file_route = f"/api/v1/datasets/{stub.dataset_id}/repo"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                file_path = query.get("FilePath", [None])[0]
+                stub.requests.append(StubRequest(self.path, file_path, self.headers.get("Range")))
+                if url.path == tree_path:
+                    self._send(200, stub._tree(), {"Content-Type": "application/json"})
+                elif url.path == file_route and file_path in stub.files:
+                    self._file(file_path)
+                else:
+                    self._send(404, b'{"Code": 404, "Message": "not found"}', {"Content-Type": "application/json"})
+
+            do_HEAD = do_GET
+
+            def _file(self, file_path: str) -> None:
+                data = stub.files[file_path]
+                start = 0
+                header = self.headers.get("Range")
+                if header:
+                    start = int(header.split("=", 1)[1].split("-", 1)[0])
+                body = data[start:]
+                self.send_response(206 if header else 200)
+                if header:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                cut = stub.cut_after.pop(file_path, None)
+                if cut is not None:
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(body)
+
+        return Handler
