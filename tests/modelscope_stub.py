@@ -80,7 +80,7 @@ class ModelScopeStub:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
                 file_path = query.get("FilePath", [None])[0]

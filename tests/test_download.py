@@ -69,7 +69,7 @@ def test_partial_file_from_a_killed_run_is_resumed_not_restarted(monkeypatch, tm
 def test_checksum_mismatch_is_an_error(monkeypatch, tmp_path, stub_files):
     with ModelScopeStub(stub_files, lie_sha256={"annotations.csv"}) as stub:
         _serve(monkeypatch, stub)
-        with pytest.raises(DownloadError, match="annotations.csv"):
+        with pytest.raises(DownloadError, match=r"annotations\.csv"):
             download_dataset(tmp_path / "ecva", "gouchenyi/ECVA", include="annotations")
 
 
