@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import PurePath
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """A question type. The first three are scored by AnomEval; the others are auxiliary What tasks."""
 
     DESCRIPTION = "Description"
@@ -166,7 +166,7 @@ class QAItem:
         return (self.video_id, self.task)
 
 
-class PredictionStatus(str, Enum):
+class PredictionStatus(StrEnum):
     OK = "ok"
     ERROR = "error"  # the model's inference failed ("output": "ERROR")
     EMPTY = "empty"  # the model returned nothing
@@ -189,7 +189,7 @@ class Prediction:
         return (self.video_id, self.task)
 
 
-class ScoreStatus(str, Enum):
+class ScoreStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"  # the metric or judge could not produce a value; ``reason`` says why
     SKIPPED = "skipped"  # not applicable (ERROR prediction, no key phrases, not configured)
