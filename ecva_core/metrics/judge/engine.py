@@ -1,0 +1,369 @@
+"""The AnomEval judge engine: build requests, skip what must not be sent, reuse the cache, call.
+
+``run_judges`` is the sync entry point for the CLI, the scoring pipeline and Streamlit. Each
+verdict is cached the moment it parses, so an interrupted run resumes where it stopped; a judge
+failure (timeout after retries, a rejected call, an unparseable reply) comes back as a result
+with status FAILED and a reason, and is never cached or counted as a score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ecva_core.config import Settings
+from ecva_core.errors import JudgeError
+from ecva_core.metrics.judge.cache import CachedVerdict, JudgeCache, cache_key
+from ecva_core.metrics.judge.client import JudgeCallError, JudgeClient, RetryPolicy
+from ecva_core.metrics.judge.parse import VerdictError, parse_verdict
+from ecva_core.metrics.judge.prompts import (
+    CONSISTENCY,
+    HALLUCINATION,
+    KEYPHRASE,
+    LOGIC,
+    build_messages,
+    judge_inputs,
+    prompt_for,
+)
+from ecva_core.schema import SCORED_TASKS, Prediction, PredictionStatus, QAItem, Score, ScoreStatus, Task
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+NORMAL_JUDGES: tuple[str, ...] = (CONSISTENCY, LOGIC, KEYPHRASE)
+PROBE_JUDGES: tuple[str, ...] = (HALLUCINATION,)
+_EST_TOKENS_OUT = 40  # a JSON verdict with a one-sentence reason
+_CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One judge verdict to obtain for one answer (a normal or a probe answer)."""
+
+    judge: str
+    video_id: str
+    task: Task
+    question: str
+    reference: str
+    answer: str
+    key_phrases: tuple[str, ...] = ()
+    probe: str | None = None
+
+    @property
+    def metric(self) -> str:
+        """The stored metric name, e.g. ``judge_consistency``."""
+        return prompt_for(self.judge).metric
+
+    def cache_key(self, judge_model: str) -> str:
+        prompt = prompt_for(self.judge)
+        return cache_key(prompt.version, judge_model, self.judge, judge_inputs(self))
+
+    def skip_reason(self) -> str | None:
+        """Why this request must not be sent to the judge, or None when it may be."""
+        answer = self.answer.strip()
+        if not answer:
+            return "empty prediction; not sent to the judge"
+        if answer.upper() == "ERROR":
+            return "failed prediction (ERROR); not sent to the judge"
+        if self.judge == KEYPHRASE and not self.key_phrases:
+            return "no annotated key phrases; not scored"
+        if self.judge == HALLUCINATION and not self.probe:
+            return "the hallucination judge applies to probe answers only"
+        if self.judge in (CONSISTENCY, LOGIC) and not self.reference.strip():
+            return "no reference answer in the annotation; not scored"
+        return None
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """The outcome of one request: a value with status OK, or FAILED / SKIPPED with a reason.
+
+    ``tokens_in``/``tokens_out`` are the tokens the verdict cost when it was made (also for a
+    cached verdict, whose cost was paid by an earlier run); ``score`` is the judge's raw integer.
+    """
+
+    request: JudgeRequest
+    value: float | None
+    status: ScoreStatus
+    reason: str
+    cached: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+    score: int | None = None
+
+    def to_score(self) -> Score:
+        r = self.request
+        return Score(r.video_id, r.task, r.metric, self.value, self.status, self.reason, r.probe)
+
+
+@dataclass
+class JudgeRun:
+    """All results of a run, in request order, with what the run itself spent."""
+
+    results: list[JudgeResult]
+    calls_made: int = 0
+    cache_hits: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    retries: int = 0
+    judge_model: str = ""
+    http_statuses: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.status is ScoreStatus.FAILED for r in self.results)
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.status is ScoreStatus.SKIPPED for r in self.results)
+
+    @property
+    def scored(self) -> int:
+        return sum(r.status is ScoreStatus.OK for r in self.results)
+
+    def scores(self) -> list[Score]:
+        return [r.to_score() for r in self.results]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "requests": len(self.results),
+            "scored": self.scored,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "calls_made": self.calls_made,
+            "cache_hits": self.cache_hits,
+            "retries": self.retries,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost": round(self.cost, 6),
+            "judge_model": self.judge_model,
+        }
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """What a run would cost before it starts: calls still needed after the cache, and estimates."""
+
+    calls_needed: int
+    cached: int
+    est_tokens: int
+    est_cost: float
+    skipped: int = 0
+    est_tokens_in: int = 0
+    est_tokens_out: int = 0
+
+
+def requests_for(predictions: Iterable[Prediction], qa_items: Iterable[QAItem]) -> list[JudgeRequest]:
+    """The judge requests for joined predictions: consistency, logic and key phrases for normal
+    answers, hallucination for probe answers. ERROR/empty predictions, predictions with no QA item
+    and auxiliary tasks yield nothing."""
+    items = {item.key: item for item in qa_items}
+    requests: list[JudgeRequest] = []
+    for pred in predictions:
+        item = items.get(pred.key)
+        if item is None or pred.task not in SCORED_TASKS:
+            continue
+        output = pred.output.strip()
+        if pred.status is not PredictionStatus.OK or not output or output.upper() == "ERROR":
+            continue
+        judges = PROBE_JUDGES if pred.probe else NORMAL_JUDGES
+        for judge in judges:
+            requests.append(
+                JudgeRequest(
+                    judge=judge,
+                    video_id=pred.video_id,
+                    task=pred.task,
+                    question=item.question,
+                    reference=item.answer,
+                    answer=pred.output,
+                    key_phrases=tuple(item.key_phrases),
+                    probe=pred.probe,
+                )
+            )
+    return requests
+
+
+def plan_judges(requests: Sequence[JudgeRequest], settings: Settings, cache: JudgeCache) -> JudgePlan:
+    """Calls needed after the cache (duplicates counted once) and the estimated tokens and cost."""
+    pending, cached, skipped = _partition(requests, settings, cache)
+    est_in = 0
+    for group in pending.values():
+        chars = sum(len(m["content"]) for m in build_messages(group[0][1]))
+        est_in += chars // _CHARS_PER_TOKEN + 8
+    est_out = _EST_TOKENS_OUT * len(pending)
+    return JudgePlan(
+        calls_needed=len(pending),
+        cached=len(cached),
+        est_tokens=est_in + est_out,
+        est_cost=_cost(settings, est_in, est_out),
+        skipped=len(skipped),
+        est_tokens_in=est_in,
+        est_tokens_out=est_out,
+    )
+
+
+def run_judges(
+    requests: Sequence[JudgeRequest],
+    settings: Settings,
+    cache: JudgeCache,
+    progress: Progress | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+) -> JudgeRun:
+    """Run the judges and wait for all verdicts; usable with or without a running event loop."""
+    coro_args = (requests, settings, cache, progress, retry)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_judges_async(*coro_args))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecva-judge") as pool:
+        return pool.submit(lambda: asyncio.run(run_judges_async(*coro_args))).result()
+
+
+async def run_judges_async(
+    requests: Sequence[JudgeRequest],
+    settings: Settings,
+    cache: JudgeCache,
+    progress: Progress | None = None,
+    retry: RetryPolicy | None = None,
+) -> JudgeRun:
+    """The async engine behind :func:`run_judges` (one client, bounded concurrency)."""
+    total = len(requests)
+    results: list[JudgeResult | None] = [None] * total
+    pending, cached, skipped = _partition(requests, settings, cache)
+    for index, reason in skipped:
+        results[index] = JudgeResult(requests[index], None, ScoreStatus.SKIPPED, reason)
+    for index, verdict in cached:
+        results[index] = _ok(requests[index], verdict, cached=True)
+    run = JudgeRun(results=[], cache_hits=len(cached), judge_model=settings.judge_model)
+    done = len(skipped) + len(cached)
+    if progress:
+        progress(done, total)
+    if pending:
+        if not settings.judge_configured:
+            raise JudgeError(
+                f"{len(pending)} judge calls are needed but no judge is configured: set ECVA_JUDGE_BASE_URL"
+                " (an OpenAI-compatible server) and/or ECVA_JUDGE_API_KEY"
+            )
+        client = JudgeClient(settings, retry)
+
+        async def judge_one(key: str, group: list[tuple[int, JudgeRequest]]) -> None:
+            nonlocal done
+            outcome = await _call(client, cache, settings, key, group[0][1])
+            for index, request in group:
+                results[index] = _retarget(outcome, request)
+            done += len(group)
+            if progress:
+                progress(done, total)
+
+        try:
+            await asyncio.gather(*(judge_one(key, group) for key, group in pending.items()))
+        finally:
+            await client.aclose()
+        run.calls_made = client.usage.calls
+        run.retries = client.usage.retries
+        run.tokens_in = client.usage.tokens_in
+        run.tokens_out = client.usage.tokens_out
+        run.cost = _cost(settings, run.tokens_in, run.tokens_out)
+        run.http_statuses = dict(client.usage.statuses)
+    run.results = [r for r in results if r is not None]
+    log.info("judge run: %s", json.dumps(run.summary()))
+    return run
+
+
+def _partition(
+    requests: Sequence[JudgeRequest], settings: Settings, cache: JudgeCache
+) -> tuple[dict[str, list[tuple[int, JudgeRequest]]], list[tuple[int, CachedVerdict]], list[tuple[int, str]]]:
+    """Split requests into pending (grouped by cache key), cached and skipped."""
+    skipped: list[tuple[int, str]] = []
+    keyed: dict[str, list[tuple[int, JudgeRequest]]] = {}
+    for index, request in enumerate(requests):
+        reason = request.skip_reason()
+        if reason is not None:
+            skipped.append((index, reason))
+            continue
+        keyed.setdefault(request.cache_key(settings.judge_model), []).append((index, request))
+    stored = cache.get_many(keyed)
+    cached = [(index, stored[key]) for key, group in keyed.items() if key in stored for index, _ in group]
+    pending = {key: group for key, group in keyed.items() if key not in stored}
+    return pending, cached, skipped
+
+
+async def _call(
+    client: JudgeClient, cache: JudgeCache, settings: Settings, key: str, request: JudgeRequest
+) -> JudgeResult:
+    """One verdict: call, parse, derive the value, cache it; a failure becomes a FAILED result."""
+    prompt = prompt_for(request.judge)
+    try:
+        completion = await client.complete(build_messages(request))
+    except JudgeCallError as exc:
+        return JudgeResult(request, None, ScoreStatus.FAILED, f"judge call failed: {exc.reason}")
+    try:
+        verdict = parse_verdict(prompt, completion.text, len(request.key_phrases))
+    except VerdictError as exc:
+        return JudgeResult(
+            request,
+            None,
+            ScoreStatus.FAILED,
+            f"unparseable judge reply: {exc.reason}",
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+        )
+    value = _value(request, verdict.score)
+    stored = CachedVerdict(verdict.score, value, verdict.reason, completion.tokens_in, completion.tokens_out)
+    cache.put(
+        key,
+        judge=request.judge,
+        judge_model=settings.judge_model,
+        prompt_version=prompt.version,
+        verdict=stored,
+    )
+    return _ok(request, stored, cached=False)
+
+
+def _value(request: JudgeRequest, score: int) -> float:
+    """The metric value: the raw score, or for key phrases the matched share of the known count."""
+    if request.judge == KEYPHRASE:
+        return min(1.0, max(0.0, score / len(request.key_phrases)))
+    return float(score)
+
+
+def _ok(request: JudgeRequest, verdict: CachedVerdict, cached: bool) -> JudgeResult:
+    return JudgeResult(
+        request,
+        verdict.value,
+        ScoreStatus.OK,
+        verdict.reason,
+        cached=cached,
+        tokens_in=verdict.tokens_in,
+        tokens_out=verdict.tokens_out,
+        score=verdict.score,
+    )
+
+
+def _retarget(outcome: JudgeResult, request: JudgeRequest) -> JudgeResult:
+    """The same verdict for another request with identical judge inputs (another video or task)."""
+    if outcome.request is request:
+        return outcome
+    return JudgeResult(
+        request,
+        outcome.value,
+        outcome.status,
+        outcome.reason,
+        outcome.cached,
+        outcome.tokens_in,
+        outcome.tokens_out,
+        outcome.score,
+    )
+
+
+def _cost(settings: Settings, tokens_in: int, tokens_out: int) -> float:
+    return (
+        tokens_in * settings.judge_price_in_per_mtok + tokens_out * settings.judge_price_out_per_mtok
+    ) / 1_000_000
