@@ -1,0 +1,415 @@
+"""The results database: models, submissions, predictions, scores and runs in one SQLite file (WAL).
+
+Every write is one short ``BEGIN IMMEDIATE`` transaction on a fresh connection, so several
+processes can submit at once, a submission lands completely or not at all, and scores written
+batch by batch survive a ``kill -9``. The judge cache lives in the same file
+(:meth:`ResultsDB.judge_cache`). Reads return pandas frames for the aggregation code and apps.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ecva_core.errors import ResultsError
+from ecva_core.results.migrations import SCHEMA_VERSION, migrate, schema_version
+from ecva_core.schema import Prediction
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ecva_core.metrics.judge.cache import JudgeCache
+
+SCORE_COLUMNS = ["model", "submission_id", "video_id", "task", "probe", "metric", "value", "status", "reason"]
+_INSERT_SCORE = (
+    "INSERT OR REPLACE INTO scores (prediction_id, metric, value, status, reason) VALUES (?,?,?,?,?)"
+)
+_INSERT_PREDICTION = (
+    "INSERT INTO predictions (submission_id, video_id, task, probe, output, prompt, status, row)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+_INSERT_SUBMISSION = (
+    "INSERT INTO submissions (model_id, key, file_name, file_hash, created, coverage, problems, dataset,"
+    " dataset_fingerprint) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+PREDICTION_COLUMNS = ["model", "submission_id", "prediction_id", "video_id", "task", "probe", "output",
+                      "prompt", "status", "row"]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    """A prediction as stored: its row id is what scores refer to."""
+
+    id: int
+    video_id: str
+    task: str
+    probe: str
+    output: str
+    prompt: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One score to write: a value, or a failure/skip state with its reason."""
+
+    prediction_id: int
+    metric: str
+    value: float | None
+    status: str
+    reason: str = ""
+
+
+class ResultsDB:
+    """Open (creating and migrating as needed) the results database at ``path``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connection() as conn:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                if schema_version(conn) < SCHEMA_VERSION:
+                    migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise ResultsError(f"cannot open the results database {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise ResultsError(f"cannot create the results database {self.path}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"ResultsDB({str(self.path)!r})"
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One all-or-nothing write transaction that also bumps the data version."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        with self._connection() as conn:
+            return schema_version(conn)
+
+    def data_version(self) -> int:
+        """A counter that changes on every write (apps use it as a cache key)."""
+        with self._connection() as conn:
+            return int(conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
+
+    def judge_cache(self) -> JudgeCache:
+        """The judge cache table in this same file."""
+        from ecva_core.metrics.judge.cache import JudgeCache
+
+        return JudgeCache(self.path)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def add_submission(
+        self,
+        model: str,
+        predictions: Sequence[Prediction],
+        *,
+        key: str,
+        file_name: str,
+        file_hash: str,
+        coverage: dict[str, Any] | None = None,
+        problems: Sequence[dict[str, Any]] = (),
+        dataset: str = "",
+        dataset_fingerprint: str = "",
+        created: str | None = None,
+    ) -> tuple[int, bool]:
+        """Store a validated submission in one transaction; return ``(submission_id, is_new)``.
+
+        ``key`` identifies the submission for ``model`` (file hash plus how it was read); storing
+        the same key again returns the existing id and changes nothing.
+        """
+        model = _model_name(model)
+        with self._write() as conn:
+            model_id = _ensure_model(conn, model)
+            existing = conn.execute(
+                "SELECT id FROM submissions WHERE model_id = ? AND key = ?", (model_id, key)
+            ).fetchone()
+            if existing:
+                return int(existing[0]), False
+            cur = conn.execute(
+                _INSERT_SUBMISSION,
+                (model_id, key, file_name, file_hash, created or now(), json.dumps(coverage or {}),
+                 json.dumps(list(problems)), dataset, dataset_fingerprint),
+            )
+            submission_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                _INSERT_PREDICTION,
+                [(submission_id, p.video_id, p.task.value, p.probe or "", p.output, p.prompt, p.status.value,
+                  p.row) for p in predictions],
+            )
+        return submission_id, True
+
+    def write_scores(self, rows: Iterable[ScoreRow]) -> int:
+        """Insert or replace a batch of scores in one transaction; return how many were written."""
+        batch = [(r.prediction_id, r.metric, r.value, r.status, r.reason) for r in rows]
+        if not batch:
+            return 0
+        with self._write() as conn:
+            conn.executemany(_INSERT_SCORE, batch)
+        return len(batch)
+
+    def start_run(self, submission_id: int) -> int:
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (submission_id, started, status) VALUES (?, ?, 'running')",
+                (submission_id, now()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET finished = ?, status = ?, counts = ? WHERE id = ?",
+                (now(), status, json.dumps(counts), run_id),
+            )
+
+    def delete_model(self, model: str) -> bool:
+        """Remove a model with all its submissions, predictions, scores and runs."""
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM models WHERE name = ?", (model,))
+            return cur.rowcount > 0
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model with its number of submissions and predictions."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT m.name, m.created, COUNT(DISTINCT s.id), COUNT(p.id) FROM models m"
+                " LEFT JOIN submissions s ON s.model_id = m.id"
+                " LEFT JOIN predictions p ON p.submission_id = s.id GROUP BY m.id ORDER BY m.name"
+            ).fetchall()
+        return [{"model": n, "created": c, "submissions": s, "predictions": p} for n, c, s, p in rows]
+
+    def submissions(self, model: str | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT s.id, m.name, s.key, s.file_name, s.file_hash, s.created, s.coverage, s.problems,"
+            " s.dataset, s.dataset_fingerprint FROM submissions s JOIN models m ON m.id = s.model_id"
+        )
+        args: tuple[Any, ...] = ()
+        if model is not None:
+            sql += " WHERE m.name = ?"
+            args = (model,)
+        with self._connection() as conn:
+            rows = conn.execute(sql + " ORDER BY s.id", args).fetchall()
+        return [
+            {"id": r[0], "model": r[1], "key": r[2], "file_name": r[3], "file_hash": r[4], "created": r[5],
+             "coverage": json.loads(r[6]), "problems": json.loads(r[7]), "dataset": r[8],
+             "dataset_fingerprint": r[9]}
+            for r in rows
+        ]
+
+    def submission(self, submission_id: int) -> dict[str, Any]:
+        for row in self.submissions():
+            if row["id"] == submission_id:
+                return row
+        raise ResultsError(f"no submission with id {submission_id} in {self.path}")
+
+    def stored_predictions(self, submission_id: int) -> list[StoredPrediction]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT id, video_id, task, probe, output, prompt, status FROM predictions"
+                " WHERE submission_id = ? ORDER BY id",
+                (submission_id,),
+            ).fetchall()
+        return [StoredPrediction(*r) for r in rows]
+
+    def scored_metrics(self, submission_id: int) -> dict[int, set[str]]:
+        """For each prediction of a submission, the metrics already stored (for resuming)."""
+        done: dict[int, set[str]] = {}
+        with self._connection() as conn:
+            for pid, metric in conn.execute(
+                "SELECT s.prediction_id, s.metric FROM scores s JOIN predictions p ON p.id = s.prediction_id"
+                " WHERE p.submission_id = ?",
+                (submission_id,),
+            ):
+                done.setdefault(pid, set()).add(metric)
+        return done
+
+    def runs(self, submission_id: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, submission_id, started, finished, status, counts FROM runs"
+        args: tuple[Any, ...] = ()
+        if submission_id is not None:
+            sql += " WHERE submission_id = ?"
+            args = (submission_id,)
+        with self._connection() as conn:
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [{"id": r[0], "submission_id": r[1], "started": r[2], "finished": r[3], "status": r[4],
+                 "counts": json.loads(r[5])} for r in rows]
+
+    def scores_frame(
+        self,
+        models: Sequence[str] | None = None,
+        submission_id: int | None = None,
+        dataset_fingerprint: str | None = None,
+    ) -> pd.DataFrame:
+        """One row per score with columns :data:`SCORE_COLUMNS` (``probe`` is "" for normal answers).
+
+        When a model answered the same (video, task, probe) in several submissions, the latest wins.
+        """
+        import pandas as pd
+
+        where, args = _filters(models, submission_id, dataset_fingerprint)
+        sql = (
+            "WITH latest AS (SELECT p.*, m.name AS model, ROW_NUMBER() OVER (PARTITION BY s.model_id,"
+            " p.video_id, p.task, p.probe ORDER BY p.submission_id DESC) AS rank FROM predictions p"
+            " JOIN submissions s ON s.id = p.submission_id JOIN models m ON m.id = s.model_id" + where + ")"
+            " SELECT l.model, l.submission_id, l.video_id, l.task, l.probe, sc.metric, sc.value, sc.status,"
+            " sc.reason FROM latest l JOIN scores sc ON sc.prediction_id = l.id WHERE l.rank = 1"
+            " ORDER BY l.model, l.video_id, l.task, l.probe, sc.metric"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+        frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+        return frame
+
+    def predictions_frame(
+        self,
+        models: Sequence[str] | None = None,
+        submission_id: int | None = None,
+        dataset_fingerprint: str | None = None,
+    ) -> pd.DataFrame:
+        """One row per stored prediction with columns :data:`PREDICTION_COLUMNS` (latest per question)."""
+        import pandas as pd
+
+        where, args = _filters(models, submission_id, dataset_fingerprint)
+        sql = (
+            "WITH latest AS (SELECT p.*, m.name AS model, ROW_NUMBER() OVER (PARTITION BY s.model_id,"
+            " p.video_id, p.task, p.probe ORDER BY p.submission_id DESC) AS rank FROM predictions p"
+            " JOIN submissions s ON s.id = p.submission_id JOIN models m ON m.id = s.model_id" + where + ")"
+            " SELECT model, submission_id, id, video_id, task, probe, output, prompt, status, row FROM latest"
+            " WHERE rank = 1 ORDER BY model, video_id, task, probe"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+
+    # --- bulk copy (export/import) -------------------------------------------------------------
+
+    def dump_model(self, model: str) -> list[dict[str, Any]]:
+        """Every submission of ``model`` with its predictions and their scores (for export)."""
+        subs = self.submissions(model)
+        if not subs and model not in {m["model"] for m in self.models()}:
+            raise ResultsError(f"no model named {model!r} in {self.path}; see `ecva leaderboard`")
+        with self._connection() as conn:
+            for sub in subs:
+                preds = conn.execute(
+                    "SELECT id, video_id, task, probe, output, prompt, status, row FROM predictions"
+                    " WHERE submission_id = ? ORDER BY id",
+                    (sub["id"],),
+                ).fetchall()
+                scores: dict[int, list[dict[str, Any]]] = {}
+                for pid, metric, value, status, reason in conn.execute(
+                    "SELECT sc.prediction_id, sc.metric, sc.value, sc.status, sc.reason FROM scores sc"
+                    " JOIN predictions p ON p.id = sc.prediction_id WHERE p.submission_id = ?"
+                    " ORDER BY sc.prediction_id, sc.metric",
+                    (sub["id"],),
+                ):
+                    scores.setdefault(pid, []).append(
+                        {"metric": metric, "value": value, "status": status, "reason": reason}
+                    )
+                sub["predictions"] = [
+                    {"video_id": v, "task": t, "probe": pr, "output": o, "prompt": pm, "status": st,
+                     "row": rw, "scores": scores.get(pid, [])}
+                    for pid, v, t, pr, o, pm, st, rw in preds
+                ]
+        return subs
+
+    def load_model(self, model: str, submissions: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Insert dumped submissions for ``model`` in one transaction; known submission keys are skipped."""
+        counts = {"submissions": 0, "skipped": 0, "predictions": 0, "scores": 0}
+        model = _model_name(model)
+        with self._write() as conn:
+            model_id = _ensure_model(conn, model)
+            for sub in submissions:
+                if conn.execute("SELECT 1 FROM submissions WHERE model_id = ? AND key = ?",
+                                (model_id, sub["key"])).fetchone():
+                    counts["skipped"] += 1
+                    continue
+                cur = conn.execute(
+                    _INSERT_SUBMISSION,
+                    (model_id, sub["key"], sub.get("file_name", ""), sub.get("file_hash", ""),
+                     sub.get("created") or now(), json.dumps(sub.get("coverage") or {}),
+                     json.dumps(sub.get("problems") or []), sub.get("dataset", ""),
+                     sub.get("dataset_fingerprint", "")),
+                )
+                sid = int(cur.lastrowid or 0)
+                counts["submissions"] += 1
+                for pred in sub.get("predictions", []):
+                    pcur = conn.execute(
+                        _INSERT_PREDICTION,
+                        (sid, pred["video_id"], pred["task"], pred.get("probe") or "", pred["output"],
+                         pred.get("prompt") or "", pred["status"], pred.get("row")),
+                    )
+                    pid = int(pcur.lastrowid or 0)
+                    counts["predictions"] += 1
+                    for sc in pred.get("scores", []):
+                        conn.execute(
+                            _INSERT_SCORE,
+                            (pid, sc["metric"], sc.get("value"), sc["status"], sc.get("reason") or ""),
+                        )
+                        counts["scores"] += 1
+        return counts
+
+
+def _model_name(model: str) -> str:
+    name = str(model).strip()
+    if not name or len(name) > 200:
+        raise ResultsError("a model name must be 1 to 200 characters (e.g. --model videollama2)")
+    return name
+
+
+def _ensure_model(conn: sqlite3.Connection, model: str) -> int:
+    conn.execute("INSERT OR IGNORE INTO models (name, created) VALUES (?, ?)", (model, now()))
+    return int(conn.execute("SELECT id FROM models WHERE name = ?", (model,)).fetchone()[0])
+
+
+def _filters(
+    models: Sequence[str] | None, submission_id: int | None, dataset_fingerprint: str | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if models is not None:
+        names = list(models)
+        clauses.append(f"m.name IN ({','.join('?' * len(names))})" if names else "0")
+        args.extend(names)
+    if submission_id is not None:
+        clauses.append("s.id = ?")
+        args.append(submission_id)
+    if dataset_fingerprint is not None:
+        clauses.append("s.dataset_fingerprint = ?")
+        args.append(dataset_fingerprint)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args

@@ -1,0 +1,95 @@
+"""Versioned schema of the results database, applied with ``PRAGMA user_version``.
+
+Each migration is a list of statements that moves the schema from version ``n - 1`` to ``n``.
+Migrations only add; a database written by an older release opens and upgrades in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ecva_core.errors import ResultsError
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('data_version', 0)",
+        """CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL
+        )""",
+        """CREATE TABLE submissions (
+            id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            file_name TEXT NOT NULL,
+            file_hash TEXT NOT NULL,
+            created TEXT NOT NULL,
+            coverage TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (model_id, key)
+        )""",
+        """CREATE TABLE predictions (
+            id INTEGER PRIMARY KEY,
+            submission_id INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+            video_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            probe TEXT NOT NULL DEFAULT '',
+            output TEXT NOT NULL,
+            prompt TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            row INTEGER,
+            UNIQUE (submission_id, video_id, task, probe)
+        )""",
+        """CREATE TABLE scores (
+            prediction_id INTEGER NOT NULL REFERENCES predictions(id) ON DELETE CASCADE,
+            metric TEXT NOT NULL,
+            value REAL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (prediction_id, metric)
+        )""",
+    ],
+    2: [
+        "ALTER TABLE submissions ADD COLUMN dataset TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE submissions ADD COLUMN dataset_fingerprint TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE submissions ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            submission_id INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+            started TEXT NOT NULL,
+            finished TEXT,
+            status TEXT NOT NULL,
+            counts TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX predictions_key ON predictions (video_id, task, probe)",
+        "CREATE INDEX scores_metric ON scores (metric)",
+    ],
+}
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the schema up to ``target`` in one transaction; safe when several processes race."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        if current > SCHEMA_VERSION:
+            raise ResultsError(
+                f"the results database has schema version {current}, newer than this release "
+                f"understands ({SCHEMA_VERSION}); upgrade ecva or use another --db"
+            )
+        for version in range(current + 1, target + 1):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(current, target)

@@ -1,0 +1,378 @@
+"""Read-side queries for the apps: question tables, disagreement filters, dataset summaries, highlighting.
+
+The explorer shows what these return and computes nothing itself, so every table it draws is a
+pure function of a dataset and the results database's frames, testable without a UI. Everything
+is vectorised pandas over the scores frame (columns ``model, submission_id, video_id, task, probe,
+metric, value, status, reason``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ecva_core.schema import SCORED_TASKS, Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ecva_core.config import Settings
+    from ecva_core.dataset import Dataset
+    from ecva_core.metrics.judge import JudgePlan
+    from ecva_core.results.db import ResultsDB
+    from ecva_core.results.submission import SubmissionReport
+
+# Per-question metric shown first when it exists: the judge's consistency, then the offline metrics.
+METRIC_PREFERENCE: tuple[str, ...] = (
+    "judge_consistency",
+    "judge_keyphrase",
+    "semantic",
+    "rougeL",
+    "meteor",
+    "bleu4",
+    "bleu1",
+)
+
+
+@dataclass(frozen=True)
+class QuestionFilter:
+    """What the question explorer's filters ask for; the defaults select everything."""
+
+    metric: str | None = None
+    models: tuple[str, ...] = ()
+    majors: tuple[int, ...] = ()
+    tasks: tuple[str, ...] = ()
+    score_min: float | None = None
+    score_max: float | None = None
+    failures_only: bool = False
+    disagree_min: float | None = None
+    search: str = ""
+    video_ids: tuple[str, ...] = ()
+
+
+def normal_answers(scores: pd.DataFrame) -> pd.DataFrame:
+    """Scores of the ordinary answers (the key-frame-removed probe answers are a separate pillar)."""
+    probe = scores["probe"].fillna("")
+    return scores[probe == ""]
+
+
+def available_metrics(scores: pd.DataFrame) -> list[str]:
+    """Metric names present in the scores, in the order the explorer offers them."""
+    present = set(scores["metric"].dropna().unique())
+    ordered = [m for m in METRIC_PREFERENCE if m in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def default_metric(scores: pd.DataFrame) -> str | None:
+    """The metric a per-question view starts on (None when nothing is scored yet)."""
+    metrics = available_metrics(scores)
+    return metrics[0] if metrics else None
+
+
+def video_categories(dataset: Dataset) -> pd.DataFrame:
+    """One row per video: its primary category codes and names (unparsed categories are ``major=-1``)."""
+    import pandas as pd
+
+    from ecva_core.taxonomy import category_name, major_name
+
+    rows = []
+    for vid, record in dataset.records.items():
+        cat = record.annotation.category
+        rows.append(
+            {
+                "video_id": vid,
+                "major": cat.major if cat else -1,
+                "sub": cat.sub if cat and cat.sub is not None else -1,
+                "major_name": major_name(cat.major) if cat else "unknown",
+                "category": category_name(cat) if cat else "unknown",
+                "code": cat.code if cat else "?",
+            }
+        )
+    return pd.DataFrame(rows, columns=["video_id", "major", "sub", "major_name", "category", "code"])
+
+
+def question_matrix(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per-question values of one metric, one column per model (failed/skipped scores are NaN)."""
+    import pandas as pd
+
+    frame = normal_answers(scores)
+    frame = frame[frame["metric"] == metric]
+    if frame.empty:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["video_id", "task"]))
+    values = frame["value"].where(frame["status"] == "ok")
+    frame = frame.assign(value=values.astype(float))
+    return frame.pivot_table(
+        index=["video_id", "task"], columns="model", values="value", aggfunc="mean", dropna=False
+    )
+
+
+def failure_matrix(scores: pd.DataFrame, predictions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per question and model: True where the prediction or any of its scores failed."""
+    frames = []
+    normal = normal_answers(scores)
+    frames.append(normal.assign(failed=normal["status"] == "failed")[["video_id", "task", "model", "failed"]])
+    if predictions is not None and not predictions.empty:
+        preds = normal_answers(predictions) if "probe" in predictions else predictions
+        frames.append(preds.assign(failed=preds["status"] != "ok")[["video_id", "task", "model", "failed"]])
+    import pandas as pd
+
+    both = pd.concat(frames, ignore_index=True)
+    return both.pivot_table(index=["video_id", "task"], columns="model", values="failed", aggfunc="max")
+
+
+def question_rows(
+    dataset: Dataset,
+    scores: pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    flt: QuestionFilter | None = None,
+) -> pd.DataFrame:
+    """The question explorer's table: one row per (video, task) with each model's score and the spread.
+
+    Columns: ``video_id, task, facet, code, category, major, <model>..., spread, mean, failures``.
+    ``spread`` (max - min over the chosen models) is what "models that disagree" filters on.
+    """
+    import pandas as pd
+
+    flt = flt or QuestionFilter()
+    metric = flt.metric or default_metric(scores)
+    cats = video_categories(dataset)
+    base = pd.DataFrame(
+        [(item.video_id, item.task.value) for item in dataset.qa_items(SCORED_TASKS)],
+        columns=["video_id", "task"],
+    )
+    base = base.merge(cats, on="video_id", how="left")
+    base["facet"] = base["task"].map(lambda t: Task.parse(t).facet)
+    models = list(flt.models) or sorted(scores["model"].unique())
+    if metric is not None and models:
+        matrix = question_matrix(scores[scores["model"].isin(models)], metric)
+        matrix = matrix.reindex(columns=models)
+        base = base.merge(matrix.reset_index(), on=["video_id", "task"], how="left")
+        values = base[models]
+        base["mean"] = values.mean(axis=1)
+        base["spread"] = values.max(axis=1) - values.min(axis=1)
+    else:
+        base["mean"] = float("nan")
+        base["spread"] = float("nan")
+    fails = failure_matrix(scores[scores["model"].isin(models)], _only_models(predictions, models))
+    fail_count = fails.fillna(False).astype(bool).sum(axis=1).rename("failures").reset_index()
+    base = base.merge(fail_count, on=["video_id", "task"], how="left")
+    base["failures"] = base["failures"].fillna(0).astype(int)
+
+    keep = pd.Series(True, index=base.index)
+    if flt.video_ids:
+        keep &= base["video_id"].isin(flt.video_ids)
+    if flt.majors:
+        keep &= base["major"].isin(flt.majors)
+    if flt.tasks:
+        keep &= base["task"].isin(flt.tasks)
+    if flt.score_min is not None:
+        keep &= base["mean"] >= flt.score_min
+    if flt.score_max is not None:
+        keep &= base["mean"] <= flt.score_max
+    if flt.failures_only:
+        keep &= base["failures"] > 0
+    if flt.disagree_min is not None:
+        keep &= base["spread"] >= flt.disagree_min
+    if flt.search.strip():
+        hits = answers_matching(predictions, flt.search, models)
+        keep &= base.set_index(["video_id", "task"]).index.isin(hits)
+    cols = ["video_id", "task", "facet", "code", "category", "major", *models, "mean", "spread", "failures"]
+    return base.loc[keep, cols].reset_index(drop=True)
+
+
+def _only_models(predictions: pd.DataFrame | None, models: Sequence[str]) -> pd.DataFrame | None:
+    if predictions is None or predictions.empty:
+        return predictions
+    return predictions[predictions["model"].isin(list(models))]
+
+
+def answers_matching(predictions: pd.DataFrame | None, text: str, models: Sequence[str] = ()) -> list[tuple]:
+    """(video_id, task) keys whose answer (by any of ``models``) contains ``text``, case-insensitively."""
+    if predictions is None or predictions.empty or not text.strip():
+        return []
+    preds = predictions
+    if models:
+        preds = preds[preds["model"].isin(list(models))]
+    hit = preds["output"].fillna("").str.contains(text.strip(), case=False, regex=False)
+    return list(preds.loc[hit, ["video_id", "task"]].drop_duplicates().itertuples(index=False, name=None))
+
+
+def question_answers(
+    scores: pd.DataFrame, predictions: pd.DataFrame | None, video_id: str, task: str
+) -> list[dict[str, Any]]:
+    """Each model's answer to one question with every score (value, status, judge reason) beside it."""
+    sel = scores[(scores["video_id"] == video_id) & (scores["task"] == task)]
+    answers: dict[tuple[str, str], dict[str, Any]] = {}
+    if predictions is not None and not predictions.empty:
+        preds = predictions[(predictions["video_id"] == video_id) & (predictions["task"] == task)]
+        for row in preds.itertuples(index=False):
+            probe = getattr(row, "probe", "") or ""
+            answers[(row.model, probe)] = {
+                "model": row.model,
+                "probe": probe,
+                "output": row.output or "",
+                "status": row.status,
+                "scores": [],
+            }
+    for row in sel.sort_values(["model", "metric"]).itertuples(index=False):
+        probe = row.probe or ""
+        entry = answers.setdefault(
+            (row.model, probe), {"model": row.model, "probe": probe, "output": "", "status": "", "scores": []}
+        )
+        value = None if row.value is None or row.value != row.value else float(row.value)
+        entry["scores"].append(
+            {"metric": row.metric, "value": value, "status": row.status, "reason": row.reason or ""}
+        )
+    return sorted(answers.values(), key=lambda a: (a["model"], a["probe"]))
+
+
+def highlight_spans(text: str, phrases: Iterable[str]) -> list[tuple[int, int]]:
+    """Spans of ``text`` holding a key phrase (case-insensitive, longest phrase first, no overlap)."""
+    taken: list[tuple[int, int]] = []
+    for phrase in sorted({p.strip() for p in phrases if p and p.strip()}, key=len, reverse=True):
+        for match in re.finditer(re.escape(phrase), text, flags=re.IGNORECASE):
+            start, end = match.span()
+            if all(end <= s or start >= e for s, e in taken):
+                taken.append((start, end))
+    return sorted(taken)
+
+
+def highlight_html(text: str, phrases: Iterable[str]) -> str:
+    """``text`` HTML-escaped, with key-phrase matches wrapped in ``<mark>`` (safe for unsafe_allow_html)."""
+    out: list[str] = []
+    pos = 0
+    for start, end in highlight_spans(text, phrases):
+        out.append(html.escape(text[pos:start]))
+        out.append(f"<mark>{html.escape(text[start:end])}</mark>")
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return "".join(out).replace("\n", "<br>")
+
+
+def phrases_found(text: str, phrases: Iterable[str]) -> list[str]:
+    """The key phrases that ``text`` contains (case-insensitive)."""
+    lowered = text.lower()
+    return [p for p in phrases if p and p.strip() and p.strip().lower() in lowered]
+
+
+def moments_frame(dataset: Dataset, video_id: str) -> pd.DataFrame:
+    """The annotated moments of one video with their descriptions, for a timeline chart."""
+    import pandas as pd
+
+    ann = dataset.records[video_id].annotation
+    rows = []
+    for i, seg in enumerate(ann.moments):
+        desc = ann.descriptions[i] if i < len(ann.descriptions) else ""
+        rows.append({"moment": i + 1, "start": seg.start, "end": seg.end, "description": desc})
+    return pd.DataFrame(rows, columns=["moment", "start", "end", "description"])
+
+
+def first_moment_start(dataset: Dataset, video_id: str) -> float:
+    """Where the clip preview starts: the first annotated moment, else the beginning."""
+    moments = dataset.records[video_id].annotation.moments
+    return float(moments[0].start) if moments else 0.0
+
+
+def expert_answers(dataset: Dataset, video_id: str) -> dict[str, str]:
+    """The expert What / Why / How answers of one video, keyed by task name."""
+    out = {}
+    for task in SCORED_TASKS:
+        item = dataset.qa_item(video_id, task)
+        out[task.value] = item.answer if item else ""
+    return out
+
+
+def category_counts(dataset: Dataset) -> pd.DataFrame:
+    """Videos per major and sub-category, most frequent first."""
+    cats = video_categories(dataset)
+    counts = cats.groupby(["major", "major_name", "code", "category"], as_index=False).size()
+    return counts.rename(columns={"size": "videos"}).sort_values(["major", "code"]).reset_index(drop=True)
+
+
+def durations_frame(dataset: Dataset) -> pd.DataFrame:
+    """Per video: duration (None when unknown), number of moments and total annotated moment length."""
+    import pandas as pd
+
+    rows = []
+    for vid, record in dataset.records.items():
+        moments = record.annotation.moments
+        rows.append(
+            {
+                "video_id": vid,
+                "duration_s": record.duration,
+                "moments": len(moments),
+                "moment_total_s": sum(m.duration for m in moments),
+            }
+        )
+    return pd.DataFrame(rows, columns=["video_id", "duration_s", "moments", "moment_total_s"])
+
+
+def moment_lengths(dataset: Dataset) -> pd.DataFrame:
+    """One row per annotated moment with its length in seconds."""
+    import pandas as pd
+
+    rows = [
+        {"video_id": vid, "length_s": seg.duration}
+        for vid, record in dataset.records.items()
+        for seg in record.annotation.moments
+    ]
+    return pd.DataFrame(rows, columns=["video_id", "length_s"])
+
+
+def flags_frame(dataset: Dataset) -> pd.DataFrame:
+    """The annotation quality flags with the row of the annotation file behind each."""
+    import pandas as pd
+
+    rows = [
+        {"video_id": f.video_id, "row": f.row, "field": f.field, "problem": f.problem} for f in dataset.flags
+    ]
+    return pd.DataFrame(rows, columns=["video_id", "row", "field", "problem"])
+
+
+def paired_question_diffs(scores: pd.DataFrame, model_a: str, model_b: str, metric: str) -> pd.DataFrame:
+    """Questions both models answered, with both scores and ``diff = a - b``, largest |diff| first."""
+    matrix = question_matrix(scores[scores["model"].isin([model_a, model_b])], metric)
+    if model_a not in matrix or model_b not in matrix:
+        import pandas as pd
+
+        return pd.DataFrame(columns=["video_id", "task", "a", "b", "diff"])
+    both = matrix[[model_a, model_b]].dropna().rename(columns={model_a: "a", model_b: "b"})
+    both["diff"] = both["a"] - both["b"]
+    both = both.reset_index()
+    return both.reindex(both["diff"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+
+def status_counts(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per model: scored questions, and how many scores failed or were skipped (all metrics together)."""
+    import pandas as pd
+
+    normal = normal_answers(scores)
+    counts = pd.crosstab(normal["model"], normal["status"])
+    for col in ("ok", "failed", "skipped"):
+        if col not in counts:
+            counts[col] = 0
+    questions = normal[["model", "video_id", "task"]].drop_duplicates().groupby("model").size()
+    out = counts[["ok", "failed", "skipped"]].rename(
+        columns={"ok": "scores_ok", "failed": "scores_failed", "skipped": "scores_skipped"}
+    )
+    out.insert(0, "questions", questions)
+    return out.reset_index()
+
+
+def scored_submission(db: ResultsDB, file_hash: str) -> dict[str, Any] | None:
+    """The stored submission with this file hash, if any (so a re-upload is recognised, not re-scored)."""
+    for sub in db.submissions():
+        if sub["file_hash"] == file_hash:
+            return sub
+    return None
+
+
+def judge_plan(report: SubmissionReport, dataset: Dataset, settings: Settings, db: ResultsDB) -> JudgePlan:
+    """What judging this submission would cost (calls after the cache, tokens, money), before it runs."""
+    from ecva_core.metrics.judge import plan_judges, requests_for
+
+    requests = requests_for(report.predictions, dataset.qa_items(SCORED_TASKS))
+    return plan_judges(requests, settings, db.judge_cache())

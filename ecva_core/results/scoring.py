@@ -1,0 +1,273 @@
+"""The scoring pipeline: validate -> store atomically -> text metrics -> judge -> summary.
+
+Scores are written batch by batch as they are computed, and each step only computes what the
+database does not hold yet, so a run killed mid-way resumes where it stopped and re-scoring an
+already scored file does no work (judge verdicts also come back from the judge cache).
+Failed predictions (``ERROR``, empty) are stored as failures, never as scores, and never reach
+the judge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ecva_core.config import Settings, get_settings
+from ecva_core.errors import ConfigError
+from ecva_core.results.db import ResultsDB, ScoreRow, StoredPrediction
+from ecva_core.results.submission import read_submission
+from ecva_core.schema import (
+    SCORED_TASKS,
+    Prediction,
+    PredictionStatus,
+    QAItem,
+    ScoreStatus,
+    Task,
+)
+
+if TYPE_CHECKING:
+    from ecva_core.dataset import Dataset
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages: "validate", "text", "auxiliary", "judge"."""
+
+TEXT_BATCH = 256
+JUDGE_BATCH = 512
+NO_JUDGE = "no judge configured"
+
+
+def submission_key(file_hash: str, task: Task | None, probe: str | None, dataset_fingerprint: str) -> str:
+    """What makes two submissions the same: the bytes, how they were read, and the ground truth."""
+    parts = [file_hash, task.value if task else "", probe or "", dataset_fingerprint]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def score_submission(
+    path: Path | str,
+    model: str,
+    dataset: Dataset,
+    db: ResultsDB,
+    task: Task | str | None = None,
+    probe: str | None = None,
+    judge: bool | None = None,
+    progress: Progress | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Validate, store and score one submission file for ``model``; return the summary dict.
+
+    ``judge=None`` runs the AnomEval judge when one is configured; ``metrics`` restricts the text
+    metrics (default: every metric available with these settings).
+    """
+    settings = settings or get_settings()
+    use_judge = settings.judge_configured if judge is None else judge
+    if use_judge and not settings.judge_configured:
+        raise ConfigError(
+            "the judge was requested but none is configured: set ECVA_JUDGE_BASE_URL (an OpenAI-compatible "
+            "server) and/or ECVA_JUDGE_API_KEY, or score with --no-judge"
+        )
+    task = Task.parse(task) if isinstance(task, str) else task
+    report = read_submission(path, dataset, task=task, probe=probe, max_mb=settings.max_submission_mb)
+    if progress:
+        progress("validate", 1, 1)
+    key = submission_key(report.file_hash, task, probe, dataset.fingerprint)
+    submission_id, is_new = db.add_submission(
+        model,
+        report.predictions,
+        key=key,
+        file_name=Path(path).name,
+        file_hash=report.file_hash,
+        coverage=report.coverage,
+        problems=[p.to_dict() for p in report.warnings[:200]],
+        dataset=dataset.name,
+        dataset_fingerprint=dataset.fingerprint,
+    )
+    run_id = db.start_run(submission_id)
+    counts: dict[str, Any] = {}
+    try:
+        counts["text_scores_written"] = _score_text(db, submission_id, dataset, settings, metrics, progress)
+        counts["auxiliary_scores_written"] = _score_auxiliary(db, submission_id, dataset, progress)
+        judge_summary = (
+            _score_judge(db, submission_id, dataset, settings, progress) if use_judge else None
+        )
+    except BaseException:
+        db.finish_run(run_id, "failed", counts)
+        raise
+    if judge_summary is not None:
+        counts["judge"] = judge_summary
+    db.finish_run(run_id, "done", counts)
+    summary = summarise(db, submission_id, dataset)
+    summary.update(
+        model=model,
+        submission_id=submission_id,
+        file=str(path),
+        resubmitted=not is_new,
+        coverage=report.coverage,
+        warnings=len(report.warnings),
+        problems=[p.to_dict() for p in report.warnings[:20]],
+        written=counts,
+    )
+    summary["judge"] = _judge_status(use_judge, settings, judge_summary)
+    return summary
+
+
+def _judge_status(use_judge: bool, settings: Settings, run: dict[str, Any] | None) -> dict[str, Any]:
+    if not settings.judge_configured:
+        return {"status": NO_JUDGE}
+    if not use_judge:
+        return {"status": "disabled (--no-judge)"}
+    return {"status": "ok", "model": settings.judge_model, **(run or {})}
+
+
+def _items(dataset: Dataset, preds: Sequence[StoredPrediction]) -> dict[tuple[str, str], QAItem]:
+    tasks = tuple(sorted({Task(p.task) for p in preds}, key=list(Task).index))
+    return {(item.video_id, item.task.value): item for item in dataset.qa_items(tasks=tasks)}
+
+
+def _failure_reason(pred: StoredPrediction) -> str:
+    if pred.status == PredictionStatus.ERROR.value:
+        return "the model's inference failed (ERROR row)"
+    return "empty answer"
+
+
+def _score_text(
+    db: ResultsDB, submission_id: int, dataset: Dataset, settings: Settings, metrics: Sequence[str] | None,
+    progress: Progress | None,
+) -> int:
+    """Text metrics for every scored-task prediction still missing one; written per batch."""
+    from ecva_core.metrics.text import available_metrics, score_text
+
+    names = list(metrics) if metrics is not None else available_metrics(settings)
+    preds = [p for p in db.stored_predictions(submission_id) if Task(p.task) in SCORED_TASKS]
+    done = db.scored_metrics(submission_id)
+    todo = [p for p in preds if set(names) - done.get(p.id, set())]
+    items = _items(dataset, todo)
+    written = 0
+    if progress:
+        progress("text", 0, len(todo))
+    for start in range(0, len(todo), TEXT_BATCH):
+        batch = todo[start : start + TEXT_BATCH]
+        rows: list[ScoreRow] = []
+        scorable: list[tuple[StoredPrediction, QAItem]] = []
+        for pred in batch:
+            item = items.get((pred.video_id, pred.task))
+            if pred.status != PredictionStatus.OK.value:
+                rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred)) for m in names]
+            elif item is None or not item.answer.strip():
+                rows += [ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "no reference answer in the "
+                                  "annotation") for m in names]
+            else:
+                scorable.append((pred, item))
+        if scorable:
+            values = score_text(
+                [item.answer for _, item in scorable],
+                [pred.output for pred, _ in scorable],
+                metrics=names,
+                reference_key=dataset.fingerprint,
+                settings=settings,
+            )
+            for index, (pred, _) in enumerate(scorable):
+                for metric in names:
+                    value = values[metric][index]
+                    if value is None:
+                        rows.append(ScoreRow(pred.id, metric, None, ScoreStatus.SKIPPED.value, "metric unavailable"))
+                    else:
+                        rows.append(ScoreRow(pred.id, metric, float(value), ScoreStatus.OK.value))
+        written += db.write_scores(rows)
+        if progress:
+            progress("text", start + len(batch), len(todo))
+    return written
+
+
+def _score_auxiliary(db: ResultsDB, submission_id: int, dataset: Dataset, progress: Progress | None) -> int:
+    """Classification and timestamp answers, scored against the annotated category and moments."""
+    from ecva_core.metrics import auxiliary
+
+    preds = [p for p in db.stored_predictions(submission_id) if Task(p.task) not in SCORED_TASKS]
+    done = db.scored_metrics(submission_id)
+    todo = [p for p in preds if not done.get(p.id)]
+    if progress and todo:
+        progress("auxiliary", 0, len(todo))
+    rows: list[ScoreRow] = []
+    for pred in todo:
+        record = dataset.records.get(pred.video_id)
+        metrics = auxiliary.metrics_for(Task(pred.task))
+        if pred.status != PredictionStatus.OK.value:
+            rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred)) for m in metrics]
+            continue
+        if record is None:
+            rows += [ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "video not in the dataset")
+                     for m in metrics]
+            continue
+        for score in auxiliary.score_auxiliary(Task(pred.task), pred.output, record):
+            rows.append(ScoreRow(pred.id, score.metric, score.value, str(score.status), score.reason))
+    written = db.write_scores(rows)
+    if progress and todo:
+        progress("auxiliary", len(todo), len(todo))
+    return written
+
+
+def _score_judge(
+    db: ResultsDB, submission_id: int, dataset: Dataset, settings: Settings, progress: Progress | None
+) -> dict[str, Any]:
+    """AnomEval judges for predictions lacking them; failed predictions are stored as failures, unsent."""
+    from ecva_core.metrics.judge import JUDGES, METRIC_NAMES, plan_judges, requests_for, run_judges
+    from ecva_core.metrics.judge.prompts import HALLUCINATION
+
+    stored = [p for p in db.stored_predictions(submission_id) if Task(p.task) in SCORED_TASKS]
+    done = db.scored_metrics(submission_id)
+    by_key = {(p.video_id, p.task, p.probe): p for p in stored}
+    metric_of = {judge: METRIC_NAMES[judge] for judge in JUDGES}
+    rows: list[ScoreRow] = []
+    pending: list[Prediction] = []
+    for pred in stored:
+        wanted = [metric_of[HALLUCINATION]] if pred.probe else [m for j, m in metric_of.items() if j != HALLUCINATION]
+        missing = [m for m in wanted if m not in done.get(pred.id, set())]
+        if not missing:
+            continue
+        if pred.status != PredictionStatus.OK.value:
+            rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred)) for m in missing]
+        else:
+            pending.append(Prediction(pred.video_id, Task(pred.task), pred.output, pred.prompt, pred.probe or None))
+    db.write_scores(rows)
+    requests = requests_for(pending, _items(dataset, stored).values())
+    cache = db.judge_cache()
+    totals: dict[str, Any] = {"requests": len(requests), "scored": 0, "failed": 0, "skipped": 0, "calls_made": 0,
+                              "cache_hits": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
+    try:
+        plan = plan_judges(requests, settings, cache)
+        totals["planned_calls"] = plan.calls_needed
+        for start in range(0, len(requests), JUDGE_BATCH):
+            chunk = requests[start : start + JUDGE_BATCH]
+
+            def report(done_n: int, total_n: int, offset: int = start) -> None:
+                if progress:
+                    progress("judge", offset + done_n, len(requests))
+
+            run = run_judges(chunk, settings, cache, progress=report)
+            batch_rows = []
+            for result in run.results:
+                req = result.request
+                pred = by_key[(req.video_id, req.task.value, req.probe or "")]
+                batch_rows.append(ScoreRow(pred.id, req.metric, result.value, str(result.status), result.reason))
+            db.write_scores(batch_rows)
+            for name in ("scored", "failed", "skipped"):
+                totals[name] += getattr(run, name)
+            for name in ("calls_made", "cache_hits", "tokens_in", "tokens_out", "cost"):
+                totals[name] += getattr(run, name)
+    finally:
+        cache.close()
+    totals["cost"] = round(totals["cost"], 6)
+    totals["failed_predictions"] = len({r.prediction_id for r in rows})
+    return totals
+
+
+def summarise(db: ResultsDB, submission_id: int, dataset: Dataset) -> dict[str, Any]:
+    """Per-task and overall means with 95% bootstrap CIs (by video) for one submission's scores."""
+    from ecva_core.metrics import aggregate
+
+    frame = db.scores_frame(submission_id=submission_id)
+    return aggregate.submission_summary(frame, dataset)
