@@ -80,7 +80,7 @@ class ResultsDB:
             with self._connection() as conn:
                 if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     conn.execute("PRAGMA journal_mode=WAL")
-                if schema_version(conn) < SCHEMA_VERSION:
+                if schema_version(conn) != SCHEMA_VERSION:
                     migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise ResultsError(f"cannot open the results database {self.path}: {exc}") from exc

@@ -1,0 +1,215 @@
+"""The results database: migrations, atomic submissions, concurrency, frames, export/import."""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ecva_core.errors import ResultsError
+from ecva_core.results.db import SCORE_COLUMNS, ResultsDB, ScoreRow
+from ecva_core.results.export import escape_cell, export_model, import_results, unescape_cell
+from ecva_core.results.migrations import SCHEMA_VERSION, migrate
+from ecva_core.schema import Prediction, PredictionStatus, Task
+
+
+def _preds(n: int = 3, output: str = "an answer") -> list[Prediction]:
+    return [Prediction(str(i), Task.CAUSE, f"{output} {i}", "Why?", None, PredictionStatus.OK, i)
+            for i in range(1, n + 1)]
+
+
+def _add(db: ResultsDB, model: str, key: str, preds: list[Prediction] | None = None) -> int:
+    sid, _ = db.add_submission(model, preds if preds is not None else _preds(), key=key, file_name="f.json",
+                               file_hash=key, coverage={"matched": 3})
+    return sid
+
+
+def test_new_database_is_wal_at_current_version(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    assert db.schema_version() == SCHEMA_VERSION
+    with sqlite3.connect(db.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"models", "submissions", "predictions", "scores", "runs", "meta"} <= tables
+
+
+def test_old_version_database_is_migrated_with_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=1)
+    conn.execute("INSERT INTO models (name, created) VALUES ('old-model', '2025-01-01')")
+    conn.execute("INSERT INTO submissions (model_id, key, file_name, file_hash, created)"
+                 " VALUES (1,'k','a.json','h','x')")
+    conn.execute("INSERT INTO predictions (submission_id, video_id, task, output, status)"
+                 " VALUES (1,'7','Cause','o','ok')")
+    conn.execute("INSERT INTO scores (prediction_id, metric, value, status) VALUES (1,'bleu1',0.5,'ok')")
+    conn.close()
+    db = ResultsDB(path)
+    assert db.schema_version() == SCHEMA_VERSION
+    frame = db.scores_frame()
+    assert frame.to_dict("records") == [{"model": "old-model", "submission_id": 1, "video_id": "7", "task": "Cause",
+                                         "probe": "", "metric": "bleu1", "value": 0.5, "status": "ok", "reason": ""}]
+    assert db.submissions()[0]["dataset"] == "" and db.runs() == []
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    ResultsDB(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ResultsError, match="newer than this release"):
+        ResultsDB(path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ResultsError, match="cannot open"):
+        ResultsDB(path)
+
+
+def test_submission_is_all_or_nothing(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    version = db.data_version()
+    bad = [*_preds(), _preds()[0]]  # a repeated (video, task, probe) violates the unique key mid-insert
+    with pytest.raises(sqlite3.IntegrityError):
+        _add(db, "m", "k1", bad)
+    assert db.models() == [] and db.submissions() == [] and db.data_version() == version
+
+
+def test_same_key_is_recognised_and_not_stored_twice(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    first, new = db.add_submission("m", _preds(), key="k", file_name="a", file_hash="h")
+    again, new_again = db.add_submission("m", _preds(), key="k", file_name="a", file_hash="h")
+    assert (first, new) == (again, not new_again) == (first, True)
+    assert db.models()[0]["predictions"] == 3
+
+
+def test_scores_frame_latest_submission_wins_and_data_version_moves(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    old = _add(db, "m", "k1")
+    new = _add(db, "m", "k2", _preds(2, "better"))
+    v0 = db.data_version()
+    for sid, value in ((old, 0.1), (new, 0.9)):
+        db.write_scores(ScoreRow(p.id, "bleu1", value, "ok") for p in db.stored_predictions(sid))
+    assert db.data_version() > v0
+    frame = db.scores_frame()
+    assert list(frame.columns) == SCORE_COLUMNS
+    by_video = dict(zip(frame["video_id"], frame["value"], strict=True))
+    assert by_video == {"1": 0.9, "2": 0.9, "3": 0.1}
+    preds = db.predictions_frame(models=["m"])
+    assert sorted(preds["output"]) == ["an answer 3", "better 1", "better 2"]
+    assert db.scored_metrics(new) == {p.id: {"bleu1"} for p in db.stored_predictions(new)}
+    assert db.scores_frame(models=["other"]).empty
+
+
+def test_delete_model_removes_everything(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    sid = _add(db, "gone", "k")
+    db.write_scores([ScoreRow(db.stored_predictions(sid)[0].id, "bleu1", 1.0, "ok")])
+    run = db.start_run(sid)
+    db.finish_run(run, "done", {"n": 1})
+    _add(db, "kept", "k")
+    assert db.delete_model("gone") is True and db.delete_model("gone") is False
+    assert [m["model"] for m in db.models()] == ["kept"]
+    assert db.scores_frame().empty and db.runs() == []
+
+
+def _submit_in_process(args: tuple[str, int]) -> int:
+    path, worker = args
+    db = ResultsDB(path)
+    preds = _preds(150)
+    sid, _ = db.add_submission(f"model-{worker}", preds, key=f"k{worker}", file_name="f", file_hash="h")
+    stored = db.stored_predictions(sid)
+    for start in range(0, len(stored), 25):
+        db.write_scores(ScoreRow(p.id, "bleu1", worker / 10, "ok") for p in stored[start : start + 25])
+    return sid
+
+
+def test_concurrent_submissions_from_four_processes_all_land(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    ResultsDB(path)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        ids = pool.map(_submit_in_process, [(path, w) for w in range(4)])
+    db = ResultsDB(path)
+    assert len(set(ids)) == 4
+    frame = db.scores_frame()
+    assert len(frame) == 600
+    assert frame.groupby("model")["value"].first().to_dict() == {f"model-{w}": w / 10 for w in range(4)}
+
+
+def test_judge_cache_lives_in_the_same_file(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    with db.judge_cache() as cache:
+        assert cache.count() == 0
+    with sqlite3.connect(db.path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name='judge_cache'").fetchone()
+    assert db.schema_version() == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "'=x", "'", "plain", "", "19-1"])
+def test_cell_escaping_round_trips(cell: str) -> None:
+    escaped = escape_cell(cell)
+    assert not str(escaped).startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert unescape_cell(str(escaped)) == cell
+
+
+def _populated(tmp_path: Path) -> ResultsDB:
+    db = ResultsDB(tmp_path / "src.db")
+    evil = [Prediction("1", Task.CAUSE, '=HYPERLINK("http://evil","x")', "@prompt"),
+            Prediction("2", Task.CAUSE, "ERROR", "", None, PredictionStatus.ERROR, 2),
+            Prediction("2", Task.CAUSE, "None", "", "no_keyframes", PredictionStatus.OK, 3),
+            Prediction("3", Task.RESULT, "-a dash, a comma\nand a newline", "")]
+    sid, _ = db.add_submission("evil-model", evil, key="k", file_name="=f.json", file_hash="h",
+                               coverage={"matched": 4}, dataset="demo", dataset_fingerprint="fp")
+    stored = db.stored_predictions(sid)
+    db.write_scores([ScoreRow(stored[0].id, "bleu1", 0.25, "ok"),
+                     ScoreRow(stored[0].id, "rougeL", 1 / 3, "ok"),
+                     ScoreRow(stored[1].id, "bleu1", None, "failed", "-the model's inference failed")])
+    return db
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_export_import_round_trip(fmt: str, tmp_path: Path) -> None:
+    src = _populated(tmp_path)
+    out = tmp_path / f"export.{fmt}"
+    counts = export_model(src, "evil-model", out)
+    assert counts == {"model": "evil-model", "file": str(out), "format": fmt, "submissions": 1, "predictions": 4,
+                      "scores": 3}
+    dst = ResultsDB(tmp_path / "dst.db")
+    result = import_results(dst, out)
+    assert result["predictions"] == 4 and result["scores"] == 3
+    for frame in ("scores_frame", "predictions_frame"):
+        a = getattr(src, frame)().drop(columns=["submission_id", *(["prediction_id"] if "pred" in frame else [])])
+        b = getattr(dst, frame)().drop(columns=["submission_id", *(["prediction_id"] if "pred" in frame else [])])
+        assert a.equals(b), (a, b)
+    assert dst.submissions()[0]["coverage"] == {"matched": 4}
+    assert import_results(dst, out)["skipped"] == 1  # importing twice adds nothing
+    renamed = import_results(dst, out, model="copy")
+    assert renamed["model"] == "copy" and len(dst.models()) == 2
+
+
+def test_csv_export_has_no_formula_cells(tmp_path: Path) -> None:
+    out = tmp_path / "e.csv"
+    export_model(_populated(tmp_path), "evil-model", out)
+    with out.open(encoding="utf-8", newline="") as handle:
+        cells = [c for row in csv.reader(handle) for c in row]
+    assert "'=HYPERLINK(\"http://evil\",\"x\")" in cells and "'@prompt" in cells and "'=f.json" in cells
+    assert not [c for c in cells if c[:1] in {"=", "+", "-", "@", "\t", "\r"}]
+
+
+def test_export_unknown_model_and_bad_import(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    with pytest.raises(ResultsError, match="no model named 'x'"):
+        export_model(db, "x", tmp_path / "x.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ResultsError, match="not an ECVA results export"):
+        import_results(db, bad)
+    with pytest.raises(ResultsError, match="unknown export format"):
+        _add(db, "m", "k")
+        export_model(db, "m", tmp_path / "x.xml")
