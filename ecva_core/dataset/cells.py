@@ -160,7 +160,9 @@ def parse_moments(value: object) -> tuple[list[Segment], list[str]]:
     groups = _moment_groups(text)
     issues: list[str] = []
     outside = re.sub(r"\[[^\[\]]*\]", "", text).strip(" ,;\n")
-    if outside and re.findall(r"\[([^\[\]]*)\]", text):
+    if groups and not re.search(r"\[[^\[\]]*\]", text):
+        issues.append("segments are not in [brackets]")
+    elif outside:
         issues.append(f"text outside brackets {_short(outside, 30)}")
     if not groups:
         return [], [f"{KIND_MOMENT}: {_short(text)} holds no [MMSS,MMSS] segment"]
