@@ -1,0 +1,271 @@
+"""Lexical overlap metrics: sentence BLEU-1..4, ROUGE-1/2/L F1 and METEOR, reference first.
+
+BLEU is computed here (one pass over the n-gram counts gives all four orders) and equals
+``nltk.translate.bleu_score.sentence_bleu`` with uniform cumulative weights and smoothing
+``method1`` (epsilon 0.1 for an order with no match) on the same tokens; a test checks that.
+Tokens: lower-cased words and numbers (``[a-z0-9]+(?:'[a-z]+)?``), punctuation dropped.
+ROUGE is Google's ``rouge-score`` (Porter stemming on) fed through a caching tokenizer, since
+references repeat across models. METEOR is nltk's, with WordNet looked up once per word.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+BLEU_METRICS: tuple[str, ...] = ("bleu1", "bleu2", "bleu3", "bleu4")
+ROUGE_METRICS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
+BLEU_SMOOTHING_EPSILON = 0.1
+WORDNET_SYSTEM_DIR = Path("/usr/share/wordnet")
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+# The lexicographer file list of WordNet 3.0 (``lexnames``): nltk's reader needs this file, which the
+# Debian ``wordnet-base`` package does not ship.
+_LEXNAMES = [
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+]
+_LEX_POS = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
+_WORDNET_FILES = ("data.noun", "index.noun", "noun.exc", "data.verb", "index.verb", "verb.exc")
+
+
+@lru_cache(maxsize=65536)
+def bleu_tokens(text: str) -> tuple[str, ...]:
+    """The BLEU/METEOR tokenisation: lower-cased words and numbers, punctuation dropped."""
+    return tuple(_WORD.findall(text.lower()))
+
+
+@lru_cache(maxsize=65536)
+def _ngram_counts(tokens: tuple[str, ...]) -> tuple[Counter, ...]:
+    return tuple(Counter(zip(*(tokens[i:] for i in range(n)), strict=False)) for n in range(1, 5))
+
+
+def sentence_bleu_1_to_4(reference: str, candidate: str) -> tuple[float, float, float, float]:
+    """Cumulative sentence BLEU-1..4 of one candidate against one reference (smoothing method1)."""
+    ref, hyp = bleu_tokens(reference), bleu_tokens(candidate)
+    if not hyp or not ref:
+        return (0.0, 0.0, 0.0, 0.0)
+    ref_counts, hyp_counts = _ngram_counts(ref), _ngram_counts(hyp)
+    matches = [sum(min(c, ref_counts[n][gram]) for gram, c in hyp_counts[n].items()) for n in range(4)]
+    if matches[0] == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    log_p = []
+    for n in range(4):
+        denominator = max(1, len(hyp) - n)
+        log_p.append(math.log((matches[n] or BLEU_SMOOTHING_EPSILON) / denominator))
+    brevity = 1.0 if len(hyp) > len(ref) else math.exp(1 - len(ref) / len(hyp))
+    out = [brevity * math.exp(sum(log_p[:order]) / order) for order in range(1, 5)]
+    return (out[0], out[1], out[2], out[3])
+
+
+def bleu_scores(references: Sequence[str], candidates: Sequence[str]) -> dict[str, list[float]]:
+    """BLEU-1..4 for each (reference, candidate) pair."""
+    rows = [sentence_bleu_1_to_4(r, c) for r, c in zip(references, candidates, strict=True)]
+    return {name: [row[i] for row in rows] for i, name in enumerate(BLEU_METRICS)}
+
+
+class _CachingRougeTokenizer:
+    """rouge-score's own tokenizer (stemming on), memoised per text."""
+
+    def __init__(self) -> None:
+        from rouge_score.tokenizers import DefaultTokenizer
+
+        self._inner = DefaultTokenizer(use_stemmer=True)
+        self.tokenize = lru_cache(maxsize=65536)(self._inner.tokenize)
+
+
+@lru_cache(maxsize=1)
+def _rouge_scorer():
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return RougeScorer(list(ROUGE_METRICS), tokenizer=_CachingRougeTokenizer())
+
+
+def rouge_scores(references: Sequence[str], candidates: Sequence[str]) -> dict[str, list[float]]:
+    """ROUGE-1/2/L F1 for each pair; ``RougeScorer.score(target, prediction)`` takes the reference first."""
+    scorer = _rouge_scorer()
+    out: dict[str, list[float]] = {name: [] for name in ROUGE_METRICS}
+    for reference, candidate in zip(references, candidates, strict=True):
+        result = scorer.score(reference, candidate)
+        for name in ROUGE_METRICS:
+            out[name].append(result[name].fmeasure)
+    return out
+
+
+def _nltk_wordnet_installed() -> bool:
+    import nltk
+
+    for name in ("corpora/wordnet", "corpora/wordnet.zip"):
+        try:
+            nltk.data.find(name)
+        except LookupError:
+            continue
+        return True
+    return False
+
+
+def _system_wordnet_root(cache_dir: Path) -> Path | None:
+    """An nltk-readable copy of Debian's WordNet 3.0 (its files plus the missing ``lexnames``).
+
+    A copy, not links: nltk refuses corpus files that resolve outside the corpus root.
+    """
+    if not all((WORDNET_SYSTEM_DIR / name).exists() for name in _WORDNET_FILES):
+        return None
+    root = cache_dir / "wordnet-3.0"
+    if (root / "lexnames").exists():
+        return root
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=cache_dir))
+    try:
+        for source in WORDNET_SYSTEM_DIR.iterdir():
+            if source.is_file():
+                shutil.copyfile(source, staging / source.name)
+        lines = [f"{i:02d}\t{name}\t{_LEX_POS[name.split('.')[0]]}\n" for i, name in enumerate(_LEXNAMES)]
+        (staging / "lexnames").write_text("".join(lines))
+        staging.rename(root)
+    except OSError:
+        if not (root / "lexnames").exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def wordnet_status(cache_dir: Path) -> str:
+    """ "ok" when METEOR can find WordNet data offline, else why not and what to install."""
+    if _nltk_wordnet_installed() or _system_wordnet_root(cache_dir) is not None:
+        return "ok"
+    return (
+        "unavailable: WordNet data not installed (apt-get install wordnet-base, "
+        "or python -m nltk.downloader wordnet)"
+    )
+
+
+class _CachedWordNet:
+    """The two WordNet calls METEOR makes, memoised per word (the reader re-parses on every call)."""
+
+    def __init__(self, reader) -> None:
+        self._reader = reader
+        self.synsets = lru_cache(maxsize=65536)(self._lookup)
+
+    def _lookup(self, word: str) -> tuple:
+        return tuple(_LemmaNames(s) for s in self._reader.synsets(word))
+
+
+class _LemmaNames:
+    """A synset reduced to what METEOR reads: ``lemmas()`` with ``name()``."""
+
+    __slots__ = ("_lemmas",)
+
+    def __init__(self, synset) -> None:
+        self._lemmas = tuple(_Name(lemma.name()) for lemma in synset.lemmas())
+
+    def lemmas(self) -> tuple:
+        return self._lemmas
+
+
+class _Name:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+
+class _CachedStemmer:
+    def __init__(self) -> None:
+        from nltk.stem.porter import PorterStemmer
+
+        self.stem = lru_cache(maxsize=65536)(PorterStemmer().stem)
+
+
+@lru_cache(maxsize=4)
+def _meteor_resources(cache_dir: Path) -> tuple[_CachedWordNet, _CachedStemmer]:
+    if _nltk_wordnet_installed():
+        from nltk.corpus import wordnet as reader
+    else:
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+        root = _system_wordnet_root(cache_dir)
+        if root is None:
+            raise LookupError("WordNet data not installed")
+        import nltk
+
+        if str(root) not in nltk.data.path:
+            nltk.data.path.append(str(root))  # nltk reads corpora only under its data path
+        class _WordNet30Reader(WordNetCorpusReader):
+            def map_wn(self, version: str = "wordnet") -> None:
+                return None  # this is WordNet 3.0 itself: no mapping to the nltk corpus needed
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "multilingual functions are not available": not needed
+            reader = _WordNet30Reader(str(root), None)
+    return _CachedWordNet(reader), _CachedStemmer()
+
+
+def meteor_scores(references: Sequence[str], candidates: Sequence[str], cache_dir: Path) -> list[float]:
+    """nltk METEOR (alpha 0.9, beta 3, gamma 0.5) per pair; call only when :func:`wordnet_status` is ok."""
+    from nltk.translate.meteor_score import single_meteor_score
+
+    wordnet, stemmer = _meteor_resources(cache_dir)
+    out = []
+    for reference, candidate in zip(references, candidates, strict=True):
+        ref, hyp = bleu_tokens(reference), bleu_tokens(candidate)
+        if not ref or not hyp:
+            out.append(0.0)
+            continue
+        out.append(float(single_meteor_score(ref, hyp, stemmer=stemmer, wordnet=wordnet)))
+    return out
