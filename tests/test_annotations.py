@@ -365,3 +365,27 @@ def test_real_sheet_as_csv_with_release_headers_loads_the_same(
     path = write_csv(tmp_path / "release.csv", RELEASE_HEADERS, rows)
     records, flags = read_annotations(path)
     assert summary(records, flags) == summary(list(real.records.values()), real.flags)
+
+
+def test_default_without_ecva_data_is_the_demo_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecva_core.dataset import demo
+
+    dest = tmp_path / "demo"
+    dest.mkdir()
+    # a demo folder that ensure_demo() accepts as built; its annotations are the generator's own
+    demo.write_annotations(dest / demo.ANNOTATION_FILE, demo.CLIPS)
+    (dest / demo.MARKER).write_text(f"demo version: {demo.DEMO_VERSION}\n", encoding="utf-8")
+    monkeypatch.setenv("ECVA_DEMO_DIR", str(dest))
+    dataset = load_dataset()
+    assert dataset.is_demo and "demo" in dataset.name
+    assert dataset.root == dest.resolve()
+    assert dataset.flags == []
+    assert len(dataset.qa_items()) == 3 * len(demo.CLIPS)
+
+
+def test_missing_columns_are_flagged_once(tmp_path: Path) -> None:
+    rows = [[1, "Thieves broke in.", "Property was stolen."], [2, "A fight.", "A man was hurt."]]
+    records, flags = read_annotations(write_csv(tmp_path / "few.csv", ["ID", "Cause", "Outcome"], rows))
+    assert [r.annotation.reason for r in records] == ["Thieves broke in.", "A fight."]
+    assert sorted(f.field for f in flags) == ["category", "descriptions", "key_phrases", "moments"]
+    assert all(f.video_id == "*" and problem_kind(f.problem) == "missing column" for f in flags)

@@ -38,6 +38,7 @@ KIND_MISSING = "missing cell"
 KIND_DUPLICATE = "duplicate video id"
 KIND_BAD_ID = "unrecognised video id"
 KIND_NO_TIME_CUT = "sub-clip without time cut"
+KIND_MISSING_COLUMN = "missing column"
 
 FIELDS = ("video_id", "category", "reason", "result", "moments", "descriptions", "key_phrases")
 SUPPORTED_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".json")
@@ -193,8 +194,19 @@ class _Builder:
         self.records: dict[str, VideoRecord] = {}
         self.orphan_flags: list[QualityFlag] = []
         self.examples_skipped = 0
+        self._columns_checked = False
+
+    def _check_columns(self, row: _Row) -> None:
+        """One flag per annotation column the file lacks (its cells then carry no flags)."""
+        self._columns_checked = True
+        for name in FIELDS[1:]:
+            if name not in row.cells:
+                problem = f"{KIND_MISSING_COLUMN}: no {name.replace('_', ' ')} column in the header"
+                self.orphan_flags.append(QualityFlag("*", name, problem, None))
 
     def add_row(self, row: _Row) -> None:
+        if not self._columns_checked:
+            self._check_columns(row)
         raw_id = _id_text(row.cells.get("video_id"))
         content = [row.cells.get(f) for f in FIELDS[1:]]
         if not raw_id:
