@@ -193,7 +193,6 @@ class _Builder:
     def __init__(self) -> None:
         self.records: dict[str, VideoRecord] = {}
         self.orphan_flags: list[QualityFlag] = []
-        self.examples_skipped = 0
         self._columns_checked = False
 
     def _check_columns(self, row: _Row) -> None:
@@ -216,7 +215,6 @@ class _Builder:
                 )
             return
         if _EXAMPLE_ID.match(raw_id):
-            self.examples_skipped += 1
             return
         video_id = canonical_video_id(raw_id)
         if not re.fullmatch(r"[\w.-]+", video_id):
