@@ -292,17 +292,34 @@ def category_counts(dataset: Dataset) -> pd.DataFrame:
     return counts.rename(columns={"size": "videos"}).sort_values(["major", "code"]).reset_index(drop=True)
 
 
-def durations_frame(dataset: Dataset) -> pd.DataFrame:
-    """Per video: duration (None when unknown), number of moments and total annotated moment length."""
+def durations_frame(dataset: Dataset, probe_limit: int = 300) -> pd.DataFrame:
+    """Per video: duration, number of moments and total moment length.
+
+    Durations the annotation does not give are probed from the video files, for at most
+    ``probe_limit`` clips (probing thousands of files would stall a page); the rest stay unknown.
+    """
     import pandas as pd
 
+    from ecva_core.errors import VideoError
+    from ecva_core.video import probe_video
+
     rows = []
+    probed = 0
     for vid, record in dataset.records.items():
+        duration = record.duration
+        if duration is None and probed < probe_limit:
+            path = dataset.video_path(vid)
+            if path is not None:
+                probed += 1
+                try:
+                    duration = probe_video(path).duration
+                except VideoError:
+                    duration = None
         moments = record.annotation.moments
         rows.append(
             {
                 "video_id": vid,
-                "duration_s": record.duration,
+                "duration_s": duration,
                 "moments": len(moments),
                 "moment_total_s": sum(m.duration for m in moments),
             }

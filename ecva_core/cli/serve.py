@@ -1,0 +1,79 @@
+"""``ecva serve explorer|chat``: start the Streamlit explorer or the Gradio chat app.
+
+The explorer runs in its own ``streamlit run`` process (Streamlit owns its server loop); the
+dataset and database choices travel to it through ``ECVA_DATA`` / ``ECVA_DB``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from ecva_core.cli.options import common, data_option, db_option, log
+from ecva_core.errors import ConfigError
+
+EXPLORER_SCRIPT = Path(__file__).resolve().parents[2] / "apps" / "explorer" / "app.py"
+
+
+def explorer_command(port: int, address: str = "127.0.0.1") -> list[str]:
+    """The ``streamlit run`` command line for the explorer, headless and without telemetry."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(EXPLORER_SCRIPT),
+        "--server.headless=true",
+        f"--server.port={port}",
+        f"--server.address={address}",
+        "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
+        "--global.developmentMode=false",
+    ]
+
+
+def explorer_env(data_path: Path | None, db_path: Path | None) -> dict[str, str]:
+    """The environment for the app process: the caller's, plus the chosen data and database."""
+    env = dict(os.environ)
+    if data_path is not None:
+        if not data_path.exists():
+            raise ConfigError(f"--data {data_path}: no such file or folder; pass a dataset folder or file")
+        env["ECVA_DATA"] = str(data_path.resolve())
+    if db_path is not None:
+        env["ECVA_DB"] = str(db_path.resolve())
+    return env
+
+
+@click.group()
+def serve() -> None:
+    """Start the explorer (Streamlit) or chat (Gradio) app."""
+
+
+@serve.command()
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 to share).")
+@common(data_option, db_option)
+def explorer(port: int, address: str, data_path: Path | None, db_path: Path | None) -> None:
+    """Start the benchmark explorer (leaderboard, questions, compare, submit, dataset)."""
+    env = explorer_env(data_path, db_path)
+    log(f"explorer: http://{address}:{port}  (Ctrl+C to stop)")
+    try:
+        code = subprocess.call(explorer_command(port, address), env=env)
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+@serve.command()
+@click.option("--model", "model_spec", default=None, help="Chat model spec (default: $ECVA_CHAT_MODEL).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@common(data_option)
+def chat(model_spec: str | None, port: int, data_path: Path | None) -> None:
+    """Start the Gradio chat app: ask a video LLM about a clip."""
+    chat_app = importlib.import_module("apps.chat_app")
+    chat_app.launch(model_spec, port, data_path)
