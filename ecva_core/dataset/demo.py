@@ -253,7 +253,7 @@ def write_clip(path: Path, clip: DemoClip, seed: int = SEED) -> None:
         container.mux(stream.encode(None))
 
 
-def write_annotations(path: Path, clips: tuple[DemoClip, ...] = CLIPS) -> None:
+def write_annotations(path: Path, clips: tuple[DemoClip, ...]) -> None:
     """The ground truth as a CSV in ECVA cell formats (category, MMSS moments, [descriptions], JSON phrases)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -272,7 +272,7 @@ def write_annotations(path: Path, clips: tuple[DemoClip, ...] = CLIPS) -> None:
             )
 
 
-def marker_text(clips: tuple[DemoClip, ...] = CLIPS) -> str:
+def marker_text(clips: tuple[DemoClip, ...]) -> str:
     return (
         "GENERATED DEMO DATASET - NOT ECVA DATA\n"
         f"demo version: {DEMO_VERSION}\n\n"
@@ -297,12 +297,13 @@ def is_demo_dir(path: Path) -> bool:
 def _build(folder: Path) -> None:
     from ecva_core.dataset.demo_answers import write_submissions
 
+    clips = CLIPS
     (folder / "videos").mkdir(parents=True)
-    for clip in CLIPS:
+    for clip in clips:
         write_clip(folder / "videos" / clip.video_file, clip)
-    write_annotations(folder / ANNOTATION_FILE)
-    write_submissions(folder / "submissions", CLIPS)
-    (folder / MARKER).write_text(marker_text(), encoding="utf-8")  # last: it marks the build complete
+    write_annotations(folder / ANNOTATION_FILE, clips)
+    write_submissions(folder / "submissions", clips)
+    (folder / MARKER).write_text(marker_text(clips), encoding="utf-8")  # last: it marks the build complete
 
 
 @contextlib.contextmanager

@@ -376,7 +376,7 @@ def scene_building_fire(w: Window, seed: int) -> SceneFn:
         t = i / FPS
         img = bg.copy()
         grow = ramp(t, w.start, w.end - 2)
-        flames(img, 162, 118, 6 + 26 * grow, frame_rng(seed, i))
+        flames(img, 162, 118, (6 + 26 * grow) if t >= w.start else 0.0, frame_rng(seed, i))
         flames(img, 140, 150, 22 * ramp(t, w.start + 2.5, w.end), frame_rng(seed + 1, i))
         smoke(img, 162, 90, t, grow)
         px = 20 + 25 * min(t, w.start + 1)
@@ -615,7 +615,7 @@ def scene_fireworks(w: Window, seed: int) -> SceneFn:
     """Someone sets off fireworks on a busy street; sparks burst over the road."""
     bg = street_bg(seed)
     rng = np.random.default_rng(seed)
-    bursts = [(float(rng.uniform(80, 260)), float(rng.uniform(40, 100)), w.start + 0.7 * k) for k in range(5)]
+    bursts = [(float(rng.uniform(80, 260)), float(rng.uniform(40, 100)), w.start + 0.5 + 0.6 * k) for k in range(5)]
     palette = [(255, 220, 80), (255, 80, 80), (120, 220, 255), (200, 120, 255)]
 
     def frame(i: int) -> Frame:
