@@ -37,9 +37,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("name", sorted(CLIPS))
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_backends_match_sequential_decode_on_generated_clips(
-    clips: dict[str, Path], name: str, backend: str
-) -> None:
+def test_backends_match_sequential_decode_on_generated_clips(clips: dict[str, Path], name: str, backend: str) -> None:
     path = clips[name]
     reference = _sequential(path)
     assert probe_video(path).frame_count == len(reference)
@@ -82,9 +80,7 @@ def real_reference(shared_media: Path) -> dict[Path, dict[int, np.ndarray]]:
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_backends_agree_on_real_avi_clips(
-    real_reference: dict[Path, dict[int, np.ndarray]], backend: str
-) -> None:
+def test_backends_agree_on_real_avi_clips(real_reference: dict[Path, dict[int, np.ndarray]], backend: str) -> None:
     for path, reference in real_reference.items():
         info = probe_video(path)
         assert info.duration == pytest.approx(info.frame_count / info.fps)

@@ -119,9 +119,7 @@ def _transcode(container: Any, stream: Any, dest: Path, fps: float) -> None:
         out.mux(out_stream.encode(None))
 
 
-def thumbnail(
-    path: Path | str, cache_dir: Path | None = None, at: float | None = None, width: int = 320
-) -> Path:
+def thumbnail(path: Path | str, cache_dir: Path | None = None, at: float | None = None, width: int = 320) -> Path:
     """A JPEG of the frame at ``at`` seconds (default: mid-clip), ``width`` pixels wide, cached."""
     from PIL import Image
 

@@ -37,9 +37,7 @@ def decoder_threads() -> int:
     return max(1, min(cores, 8))
 
 
-def read_frames(
-    path: Path, indices: Sequence[int], table: FrameTable, backend: str
-) -> dict[int, np.ndarray]:
+def read_frames(path: Path, indices: Sequence[int], table: FrameTable, backend: str) -> dict[int, np.ndarray]:
     """Frames ``indices`` of ``path`` as ``{index: (H, W, 3) uint8 RGB}`` using ``backend``."""
     readers: dict[str, Callable[[Path, list[int], FrameTable], dict[int, np.ndarray]]] = {
         "pyav": read_pyav,
@@ -153,8 +151,7 @@ def read_decord(path: Path, wanted: list[int], table: FrameTable) -> dict[int, n
         raise VideoError(f"decord cannot read {path}: {exc}") from exc
     if len(reader) < wanted[-1] + 1:
         raise VideoError(
-            f"decord sees {len(reader)} frames in {path} but the frame table has {len(table.pts)}; "
-            "use --backend pyav"
+            f"decord sees {len(reader)} frames in {path} but the frame table has {len(table.pts)}; use --backend pyav"
         )
     try:
         if _decord_can_seek(reader, path):

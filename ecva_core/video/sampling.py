@@ -73,9 +73,7 @@ def frame_indices(
         raise VideoError(f"sampling rate must be positive, got fps={fps}")
     if fps is None and (num_frames is None or num_frames < 1):
         raise VideoError(f"give num_frames >= 1 or an fps to sample at (got num_frames={num_frames})")
-    candidates = list(
-        window_range(window, info.fps, info.frame_count) if window else range(info.frame_count)
-    )
+    candidates = list(window_range(window, info.fps, info.frame_count) if window else range(info.frame_count))
     if exclude:
         cut: set[int] = set()
         for segment in exclude:
