@@ -28,6 +28,8 @@ from ecva_core.schema import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ecva_core.dataset import Dataset
 
 Progress = Callable[[str, int, int], None]
@@ -99,7 +101,7 @@ def score_submission(
     if judge_summary is not None:
         counts["judge"] = judge_summary
     db.finish_run(run_id, "done", counts)
-    summary = summarise(db, submission_id, dataset)
+    summary = summarise(db, submission_id)
     summary.update(
         model=model,
         submission_id=submission_id,
@@ -124,7 +126,8 @@ def _judge_status(use_judge: bool, settings: Settings, run: dict[str, Any] | Non
 
 def _items(dataset: Dataset, preds: Sequence[StoredPrediction]) -> dict[tuple[str, str], QAItem]:
     tasks = tuple(sorted({Task(p.task) for p in preds}, key=list(Task).index))
-    return {(item.video_id, item.task.value): item for item in dataset.qa_items(tasks=tasks)}
+    subclips = any("-" in p.video_id for p in preds)
+    return {(item.video_id, item.task.value): item for item in dataset.qa_items(tasks, include_subclips=subclips)}
 
 
 def _failure_reason(pred: StoredPrediction) -> str:
@@ -184,28 +187,30 @@ def _score_text(
 
 def _score_auxiliary(db: ResultsDB, submission_id: int, dataset: Dataset, progress: Progress | None) -> int:
     """Classification and timestamp answers, scored against the annotated category and moments."""
-    from ecva_core.metrics import auxiliary
-
     preds = [p for p in db.stored_predictions(submission_id) if Task(p.task) not in SCORED_TASKS]
     done = db.scored_metrics(submission_id)
     todo = [p for p in preds if not done.get(p.id)]
-    if progress and todo:
+    if not todo:
+        return 0
+    from ecva_core.metrics import auxiliary
+
+    if progress:
         progress("auxiliary", 0, len(todo))
     rows: list[ScoreRow] = []
     for pred in todo:
         record = dataset.records.get(pred.video_id)
-        metrics = auxiliary.metrics_for(Task(pred.task))
+        task = Task(pred.task)
+        names = auxiliary.CLASSIFICATION_METRICS if task is Task.CLASSIFICATION else auxiliary.TIMESTAMP_METRICS
         if pred.status != PredictionStatus.OK.value:
-            rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred)) for m in metrics]
-            continue
-        if record is None:
-            rows += [ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "video not in the dataset")
-                     for m in metrics]
-            continue
-        for score in auxiliary.score_auxiliary(Task(pred.task), pred.output, record):
-            rows.append(ScoreRow(pred.id, score.metric, score.value, str(score.status), score.reason))
+            rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred)) for m in names]
+        elif record is None:
+            rows += [ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "video not in the dataset") for m in names]
+        else:
+            prediction = Prediction(pred.video_id, task, pred.output, pred.prompt, pred.probe or None)
+            for score in auxiliary.score_auxiliary(prediction, record.annotation):
+                rows.append(ScoreRow(pred.id, score.metric, score.value, str(score.status), score.reason))
     written = db.write_scores(rows)
-    if progress and todo:
+    if progress:
         progress("auxiliary", len(todo), len(todo))
     return written
 
@@ -265,9 +270,107 @@ def _score_judge(
     return totals
 
 
-def summarise(db: ResultsDB, submission_id: int, dataset: Dataset) -> dict[str, Any]:
-    """Per-task and overall means with 95% bootstrap CIs (by video) for one submission's scores."""
-    from ecva_core.metrics import aggregate
+PILLARS = {"basic_reasoning": 0.2, "consistency": 0.4, "hallucination": 0.4}
+
+
+def anomeval(frame: pd.DataFrame, variant: str = "all") -> dict[str, Any]:
+    """AnomEval as a reconstruction of the paper's 20/40/40 weighting, over the pillars measured.
+
+    Basic reasoning = mean of key-phrase coverage and logic/5; consistency and hallucination are
+    0/1 means. Pillars without judge scores are reported as not measured and the weights of the
+    measured ones are renormalised; ``pillars_covered`` says which ones the score includes.
+    """
+    from ecva_core.results.summary import usable_rows
+
+    rows = usable_rows(frame, variant)
+    means = {m: float(g["value"].mean()) for m, g in rows.groupby("metric") if m.startswith("judge_")}
+    pillars: dict[str, float | None] = {
+        "basic_reasoning": None,
+        "consistency": means.get("judge_consistency"),
+        "hallucination": means.get("judge_hallucination"),
+    }
+    basic = [v for v in (means.get("judge_keyphrase"),
+                         None if "judge_logic" not in means else means["judge_logic"] / 5) if v is not None]
+    if basic:
+        pillars["basic_reasoning"] = sum(basic) / len(basic)
+    covered = [name for name, value in pillars.items() if value is not None]
+    status = {name: ("measured" if pillars[name] is not None else "not measured") for name in PILLARS}
+    if pillars["hallucination"] is None:
+        status["hallucination"] = "not measured (no judged probe answers)"
+    if not covered:
+        return {"score": None, "pillars": pillars, "pillar_status": status, "pillars_covered": [],
+                "note": "no judge scores"}
+    weight = sum(PILLARS[n] for n in covered)
+    score = sum(PILLARS[n] * (pillars[n] or 0.0) for n in covered) / weight
+    return {"score": score, "pillars": pillars, "pillar_status": status, "pillars_covered": covered,
+            "note": "reconstruction of the paper's 0.2/0.4/0.4 weighting"
+            + ("" if len(covered) == 3 else "; weights renormalised over the pillars covered")}
+
+
+def summarise(db: ResultsDB, submission_id: int, variant: str = "all") -> dict[str, Any]:
+    """Per-task and overall means with 95% CIs (bootstrapped by video) for one submission."""
+    from ecva_core.results.summary import submission_summary
 
     frame = db.scores_frame(submission_id=submission_id)
-    return aggregate.submission_summary(frame, dataset)
+    summary = submission_summary(frame, variant)
+    summary["anomeval"] = anomeval(frame, variant)
+    return summary
+
+
+def leaderboard_rows(
+    db: ResultsDB, by: str = "task", variant: str = "all", metrics: Sequence[str] | None = None,
+    data_path: Path | None = None,
+) -> dict[str, Any]:
+    """The leaderboard as plain data (what ``ecva leaderboard --json`` prints)."""
+    from ecva_core.results.summary import leaderboard
+
+    frame = db.scores_frame()
+    categories = None
+    if by == "category" and not frame.empty:
+        from ecva_core.dataset import load_dataset
+        from ecva_core.taxonomy import major_name
+
+        dataset = load_dataset(data_path)
+        categories = {}
+        for vid, record in dataset.records.items():
+            category = record.annotation.category
+            categories[vid] = f"{category.major}. {major_name(category.major)}" if category else "unknown"
+    rows = leaderboard(frame, by=by, variant=variant, categories=categories)
+    present = sorted({m for r in rows for m in r["metrics"]})
+    shown = list(metrics) if metrics else headline(present)
+    notes = []
+    if not any(m.startswith("judge_") for m in present):
+        notes.append(f"judge metrics: {NO_JUDGE}" if not get_settings().judge_configured
+                     else "judge metrics: none stored yet (score with --judge)")
+    models = sorted({r["model"] for r in rows})
+    overall = {m: anomeval(frame[frame["model"] == m], variant) for m in models}
+    return {"by": by, "variant": variant, "metrics": shown, "rows": rows, "anomeval": overall, "notes": notes}
+
+
+HEADLINE = ("bleu4", "rougeL", "semantic", "meteor", "bleurt", "unieval", "judge_consistency", "judge_logic",
+            "judge_keyphrase", "judge_hallucination", "cls_major", "cls_sub", "tiou")
+
+
+def headline(present: Sequence[str]) -> list[str]:
+    """The headline metrics among ``present``; probe variants (``metric@probe``) only when the plain one is absent."""
+    out = [name for name in HEADLINE if name in present]
+    out += [m for m in present if "@" in m and m.split("@")[0] in HEADLINE and m.split("@")[0] not in present]
+    return out or list(present)
+
+
+def compare_models(
+    db: ResultsDB, model_a: str, model_b: str, metrics: Sequence[str] | None = None, variant: str = "all"
+) -> dict[str, Any]:
+    """Paired comparison on common questions (what ``ecva compare --json`` prints)."""
+    from ecva_core.errors import ResultsError
+    from ecva_core.results.summary import paired_comparison
+
+    known = {m["model"] for m in db.models()}
+    for name in (model_a, model_b):
+        if name not in known:
+            raise ResultsError(f"no model named {name!r} in {db.path}; known: {', '.join(sorted(known)) or 'none'}")
+    frame = db.scores_frame(models=[model_a, model_b])
+    present = sorted(set(frame["metric"]))
+    wanted = list(metrics) if metrics else headline(present)
+    return {"model_a": model_a, "model_b": model_b, "variant": variant,
+            "metrics": paired_comparison(frame, model_a, model_b, wanted, variant)}

@@ -465,7 +465,8 @@ def _join(rows: list[_Row], dataset: Dataset, report: SubmissionReport) -> None:
     problems = report.problems
     tasks = sorted({r.task for r in rows if r.task is not None}, key=lambda t: list(Task).index(t))
     report.tasks = tasks
-    expected = {item.key for item in dataset.qa_items(tasks=tuple(tasks))}
+    subclips = any(r.video_id and "-" in r.video_id for r in rows)
+    expected = {item.key for item in dataset.qa_items(tuple(tasks), include_subclips=subclips)}
     seen: dict[tuple[str, Task, str | None], int] = {}
     extra: list[_Row] = []
     unattributed = 0
@@ -501,10 +502,15 @@ def _join(rows: list[_Row], dataset: Dataset, report: SubmissionReport) -> None:
                                       row.number))
     if report.errors:
         return
+    unusable = [r for r in extra if r.video_id in dataset.records]
     for row in extra[:20]:
-        problems.append(Problem(row.number, "video_file",
-                                f"video {row.video_id} has no {row.task.value if row.task else ''} item in "
-                                "the dataset: ignored", "unknown_video", "warning"))
+        assert row.task is not None
+        if row.video_id in dataset.records:
+            text = (f"video {row.video_id} has no {row.task.value} item (the annotation marks it unusable or "
+                    "lacks that answer): ignored")
+        else:
+            text = f"video {row.video_id} is not in the dataset: ignored"
+        problems.append(Problem(row.number, "video_file", text, "unknown_video", "warning"))
     if not predictions and not unattributed:
         problems.append(Problem(
             None, "video_file",
@@ -521,6 +527,11 @@ def _join(rows: list[_Row], dataset: Dataset, report: SubmissionReport) -> None:
                                     "warning"))
     report.predictions = predictions
     report.coverage = _coverage(predictions, expected, len(extra), unattributed, tasks)
+    report.coverage.update(
+        rows=len(rows),
+        error_rows_in_file=sum(r.error for r in rows),
+        extra_unscorable=len(unusable),
+    )
 
 
 def _coverage(

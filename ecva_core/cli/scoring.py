@@ -1,0 +1,223 @@
+"""``ecva score``, ``ecva leaderboard``, ``ecva compare`` and ``ecva results export|import``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ecva_core.cli.options import common, data_option, db_option, emit_json, json_option, log
+
+JUDGE_COLUMNS = ("judge_consistency", "judge_logic", "judge_keyphrase")
+SCORED = ("Description", "Cause", "Result")
+
+
+def _open_db(db_path: Path | None):
+    from ecva_core.config import get_settings
+    from ecva_core.results.db import ResultsDB
+
+    return ResultsDB(db_path or get_settings().db_path)
+
+
+def _fmt(cell: dict[str, Any] | None) -> str:
+    if not cell or cell.get("mean") is None:
+        return "-"
+    text = f"{cell['mean']:.3f}"
+    if cell.get("ci_low") is not None and cell.get("ci_high") is not None:
+        text += f" [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
+    return text
+
+
+def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for name in header:
+        table.add_column(name, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    Console(width=max(80, sum(widths) + 3 * len(widths) + 1)).print(table)
+
+
+class _Bar:
+    """A rich progress bar on stderr driven by the pipeline's ``progress(stage, done, total)``."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=max(total, 1))
+        self.progress.update(self.tasks[stage], completed=done, total=max(total, 1))
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--model", "-m", required=True, help="Name the results are stored under.")
+@click.option("--task", default=None, help="Task of a one-task file without task_type (Description/Cause/Result...).")
+@click.option("--probe", default=None, is_flag=False, flag_value="no_keyframes",
+              help="Mark every answer as a probe answer (given with key frames removed); default no_keyframes.")
+@click.option("--judge/--no-judge", default=None, help="Run the AnomEval judge (default: when one is configured).")
+@common(data_option, db_option, json_option)
+def score(file: Path, model: str, task: str | None, probe: str | None, judge: bool | None, data_path: Path | None,
+          db_path: Path | None, as_json: bool) -> None:
+    """Validate, store and score a submission FILE (JSON list, JSON Lines or CSV)."""
+    from ecva_core.dataset import load_dataset
+    from ecva_core.errors import SubmissionError
+    from ecva_core.results.scoring import score_submission
+    from ecva_core.schema import Task
+
+    try:
+        task_value = Task.parse(task) if task else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--task") from None
+    dataset = load_dataset(data_path)
+    db = _open_db(db_path)
+    with _Bar() as bar:
+        try:
+            summary = score_submission(file, model, dataset, db, task=task_value, probe=probe, judge=judge,
+                                       progress=bar)
+        except SubmissionError:
+            bar.progress.stop()
+            raise
+    if as_json:
+        emit_json(summary)
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    cov = summary["coverage"]
+    log(f"stored as submission {summary['submission_id']} of model {summary['model']!r}"
+        + (" (already stored: nothing re-scored)" if summary["resubmitted"] else ""))
+    click.echo(f"Coverage: {cov['matched']} of {cov['expected']} questions answered, {cov['missing']} missing, "
+               f"{cov['extra']} extra, {cov['failed']} failed (ERROR {cov['error_rows']}, empty {cov['empty_rows']})")
+    if summary.get("warnings"):
+        click.echo(f"Warnings: {summary['warnings']} (first: {summary['problems'][0]['problem']})")
+    from ecva_core.results.scoring import headline
+
+    present = sorted({m for block in [*summary["tasks"].values(), summary["overall"]] for m in block["metrics"]})
+    metrics = headline(present)
+    judge_status = summary["judge"]["status"]
+    if judge_status != "ok":
+        metrics += [m for m in JUDGE_COLUMNS if m not in metrics]
+    blocks = [*summary["tasks"].items(), ("overall", summary["overall"])]
+    header = ["metric", *[name for name, _ in blocks]]
+    rows = [["answers", *[str(b["n"]) for _, b in blocks]], ["failed answers", *[str(b["failed"]) for _, b in blocks]]]
+    for metric in metrics:
+        if metric.startswith("judge_") and judge_status != "ok":
+            rows.append([metric, *[judge_status if name in SCORED or name == "overall" else "-"
+                                   for name, _ in blocks]])
+        else:
+            rows.append([metric, *[_fmt(b["metrics"].get(metric)) for _, b in blocks]])
+    _print_table("Scores: mean [95% CI, resampling videos]; failures count 0", header, rows)
+    anomeval = summary.get("anomeval") or {}
+    if anomeval.get("score") is not None:
+        click.echo(f"AnomEval (reconstructed 20/40/40 weighting): {anomeval['score']:.3f}, pillars covered: "
+                   f"{', '.join(anomeval.get('pillars_covered', []))}")
+    click.echo(f"Judge: {judge_status}")
+
+
+@click.command()
+@click.option("--by", "by", type=click.Choice(["task", "category", "metric"]), default="task", show_default=True)
+@click.option("--variant", type=click.Choice(["all", "valid"]), default="all", show_default=True,
+              help="all: failures count 0; valid: failures excluded.")
+@click.option("--metric", "metrics", multiple=True, help="Metric(s) to show (default: headline metrics present).")
+@common(data_option, db_option, json_option)
+def leaderboard(by: str, variant: str, metrics: tuple[str, ...], data_path: Path | None, db_path: Path | None,
+                as_json: bool) -> None:
+    """Every model's scores with 95% confidence intervals (bootstrapped by video)."""
+    from ecva_core.results.scoring import leaderboard_rows
+
+    payload = leaderboard_rows(_open_db(db_path), by=by, variant=variant, metrics=list(metrics) or None,
+                               data_path=data_path)
+    if as_json:
+        emit_json(payload)
+        return
+    if not payload["rows"]:
+        click.echo("No results yet: score a submission with `ecva score FILE --model NAME`.")
+        return
+    shown = payload["metrics"]
+    header = ["model", by, *shown]
+    rows = [[r["model"], str(r[by]), *[_fmt(r["metrics"].get(m)) for m in shown]] for r in payload["rows"]]
+    _print_table(f"Leaderboard by {by} ({variant}; mean [95% CI])", header, rows)
+    for note in payload.get("notes", []):
+        click.echo(note)
+
+
+@click.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--metric", "metrics", multiple=True, help="Metric(s) to compare (default: headline metrics present).")
+@common(db_option, json_option)
+def compare(model_a: str, model_b: str, metrics: tuple[str, ...], db_path: Path | None, as_json: bool) -> None:
+    """Paired comparison of MODEL_A and MODEL_B on the questions both answered (A - B with a 95% CI)."""
+    from ecva_core.results.scoring import compare_models
+
+    payload = compare_models(_open_db(db_path), model_a, model_b, metrics=list(metrics) or None)
+    if as_json:
+        emit_json(payload)
+        return
+    header = ["metric", "common questions", f"{model_a}", f"{model_b}", "difference (A - B) [95% CI]"]
+    rows = []
+    for metric, r in payload["metrics"].items():
+        diff = "-" if r.get("diff") is None else f"{r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+        rows.append([metric, str(r["n"]), _num(r.get("mean_a")), _num(r.get("mean_b")), diff])
+    _print_table(f"{model_a} vs {model_b} (paired by question)", header, rows)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@click.group()
+def results() -> None:
+    """Export or import a model's full results (submissions, predictions, scores)."""
+
+
+@results.command("export")
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default=None,
+              help="Default: from the --out suffix, else json.")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@common(db_option, json_option)
+def export_cmd(model: str, fmt: str | None, out: Path, db_path: Path | None, as_json: bool) -> None:
+    """Write MODEL's results to a JSON or CSV file (CSV cells are safe against formula injection)."""
+    from ecva_core.results.export import export_model
+
+    counts = export_model(_open_db(db_path), model, out, fmt)
+    if as_json:
+        emit_json(counts)
+    else:
+        click.echo(f"exported {counts['predictions']} answers and {counts['scores']} scores of {model!r} to {out}")
+
+
+@results.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--model", default=None, help="Store under this name instead of the one in the file.")
+@common(db_option, json_option)
+def import_cmd(file: Path, model: str | None, db_path: Path | None, as_json: bool) -> None:
+    """Load a file written by `ecva results export` (submissions already present are skipped)."""
+    from ecva_core.results.export import import_results
+
+    counts = import_results(_open_db(db_path), file, model=model)
+    if as_json:
+        emit_json(counts)
+    else:
+        click.echo(f"imported {counts['predictions']} answers and {counts['scores']} scores as {counts['model']!r}"
+                   f" ({counts['skipped']} submission(s) already present)")
