@@ -1,0 +1,56 @@
+"""AnomShield (ECVA's video LLM) as a :class:`~ecva_core.models.base.ChatModel`.
+
+Our own implementation of the architecture in Dulpy/ECVA: CLIP ViT-L/14 -> mamba_scan projector
+-> Mistral-7B-Instruct, loading checkpoints in the official training-output layout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ecva_core.models.base import CachedClip, ChatMessage, ChatModel, GenerationOptions, ModelOptions, gpu_slot
+
+
+class AnomShieldChat(ChatModel):
+    """Chat with an AnomShield checkpoint; the clip's video tokens are cached per session."""
+
+    def __init__(self, spec: str, model: Any, options: ModelOptions) -> None:
+        super().__init__(spec, num_frames=options.num_frames or model.config.num_frames)
+        self.model = model
+        self.options = options
+        self.device = str(model.device)
+
+    @classmethod
+    def load(cls, spec: str, path: str | Path, options: ModelOptions, model_base: str | None = None) -> AnomShieldChat:
+        from ecva_core.models.anomshield.loader import load_anomshield
+
+        return cls(spec, load_anomshield(path, options, model_base=model_base), options)
+
+    def video_tokens(self, clip: CachedClip) -> Any:
+        tokens = clip.encoded.get("anomshield")
+        if tokens is None:
+            start = time.perf_counter()
+            tokens = self.model.encode_video(self.model.pixel_values(clip.frames.images))
+            clip.encoded["anomshield"] = tokens
+            self.last_timings["encode_s"] = time.perf_counter() - start
+        else:
+            self.last_timings["encode_s"] = 0.0
+        return tokens
+
+    def _stream(self, clip: CachedClip, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
+        from ecva_core.models.anomshield.conversation import build_prompt
+
+        slot = gpu_slot(self.device, self.options.max_concurrency)
+        with slot:
+            embeds = self.model.inputs_embeds(build_prompt(messages), self.video_tokens(clip))
+            yield from self.model.stream_generate(embeds, options.max_new_tokens, options.temperature,
+                                                  options.top_p, static_cache=self.options.static_cache)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(device=self.device, dtype=str(self.model.dtype).replace("torch.", ""),
+                    video_tokens_per_frame=16)
+        return info

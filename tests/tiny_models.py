@@ -1,0 +1,131 @@
+"""Builders for tiny random checkpoints saved in the real on-disk layouts (no download needed).
+
+* :func:`build_tokenizer` - a word-level fast tokenizer with ``<s>``/``</s>``/``<unk>`` (and extra
+  special tokens when asked), built with the ``tokenizers`` library.
+* :func:`build_anomshield` - an AnomShield checkpoint exactly as ``AnomShield/train.py`` writes it
+  (LoRA adapter + ``non_lora_trainables.bin``, or full weights with ``model.mm_projector.*``),
+  next to a tiny CLIP tower and a tiny Mistral base LM.
+* :func:`build_qwen2_vl` / :func:`build_llava_onevision` - tiny transformers-native video LLMs
+  with a processor and chat template, saved with ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+WORDS = (
+    "the a car person man woman road street fire smoke crash falls runs hits stops because then after "
+    "video shows what why how happened result cause anomaly accident police people at night day in on "
+    "of and is was were it this that with from to by near red blue white black truck bike dog cat "
+    "answer question describe event scene camera suddenly slowly fast left right front behind"
+).split()
+PUNCT = list(".,!?:;()[]<>/\\-'\"_|=")
+CHAT_SPECIALS = ["<|im_start|>", "<|im_end|>"]
+
+
+def build_tokenizer(extra_special: list[str] | tuple[str, ...] = (), bos: bool = True):
+    """A small ``PreTrainedTokenizerFast``: word level, whitespace/punctuation split, BOS added."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>", "<pad>", *extra_special]
+    vocab = {tok: i for i, tok in enumerate(specials + [w for w in WORDS + PUNCT if w not in specials])}
+    for token in ("SYS", "INST", "user", "assistant", "system", "video", "\n", "<video>"):
+        vocab.setdefault(token, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
+                                                           special_tokens=[("<s>", vocab["<s>"])])
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                      pad_token="<pad>")
+    if extra_special:
+        wrapped.add_special_tokens({"additional_special_tokens": list(extra_special)})
+    return wrapped
+
+
+def tiny_clip_config(image_size: int = 32, patch_size: int = 8, width: int = 32):
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+                            num_attention_heads=2, image_size=image_size, patch_size=patch_size,
+                            projection_dim=width)
+
+
+def tiny_mistral_config(vocab_size: int, width: int = 32):
+    from transformers import MistralConfig
+
+    return MistralConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=2 * width,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=width // 4,
+                         max_position_embeddings=1024, sliding_window=None, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=3, tie_word_embeddings=False)
+
+
+@dataclass
+class TinyAnomShield:
+    checkpoint: Path
+    base: Path
+    clip: Path
+    projector_state: dict
+    lora: bool
+
+
+def build_anomshield(dest: Path, lora: bool = True, num_frames: int = 8, seed: int = 0,
+                     image_aspect_ratio: str = "pad") -> TinyAnomShield:
+    """Write ``dest/{clip,base,checkpoint}`` in the official layouts and return the paths."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionModel, MistralForCausalLM
+
+    from ecva_core.models.anomshield.config import AnomShieldConfig
+    from ecva_core.models.anomshield.projector import MambaScanProjector
+    from ecva_core.models.anomshield.vision import default_image_processor
+
+    torch.manual_seed(seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    clip_dir, base_dir, ckpt_dir = dest / "clip-vit-tiny", dest / "mistral-tiny", dest / "checkpoint"
+    clip_cfg = tiny_clip_config()
+    CLIPVisionModel(clip_cfg).save_pretrained(clip_dir)
+    default_image_processor(clip_cfg.image_size).save_pretrained(clip_dir)
+
+    tokenizer = build_tokenizer()
+    lm_cfg = tiny_mistral_config(len(tokenizer))
+    base = MistralForCausalLM(lm_cfg).eval()
+    base.save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+
+    projector = MambaScanProjector(clip_cfg.hidden_size, lm_cfg.hidden_size)
+    with torch.no_grad():
+        for param in projector.parameters():
+            param.add_(torch.randn_like(param) * 0.02)
+    projector_state = {k: v.clone() for k, v in projector.state_dict().items()}
+
+    cfg = AnomShieldConfig(vision_tower=str(clip_dir), hidden_size=lm_cfg.hidden_size,
+                           mm_hidden_size=clip_cfg.hidden_size, num_frames=num_frames,
+                           image_aspect_ratio=image_aspect_ratio, model_base=str(base_dir),
+                           text_config=lm_cfg.to_dict())
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        tuned = MistralForCausalLM.from_pretrained(base_dir)
+        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        peft_model = get_peft_model(tuned, LoraConfig(r=4, lora_alpha=8, target_modules=targets,
+                                                      lora_dropout=0.0, task_type="CAUSAL_LM"))
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.5)
+        peft_model.save_pretrained(ckpt_dir)
+        non_lora = {f"base_model.model.model.mm_projector.{k}": v for k, v in projector_state.items()}
+        torch.save(non_lora, ckpt_dir / "non_lora_trainables.bin")
+    else:
+        state = {k: v.contiguous() for k, v in base.state_dict().items()}
+        state.update({f"model.mm_projector.{k}": v.contiguous() for k, v in projector_state.items()})
+        save_file(state, str(ckpt_dir / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(ckpt_dir)
+    (ckpt_dir / "config.json").write_text(json.dumps(cfg.to_official_dict(), indent=2), encoding="utf-8")
+    return TinyAnomShield(ckpt_dir, base_dir, clip_dir, projector_state, lora)
