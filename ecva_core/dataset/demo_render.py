@@ -592,9 +592,9 @@ def scene_boat(w: Window, seed: int, flip_at: float) -> SceneFn:
         flip = ramp(t, w.start, w.start + 1)
         roll = (0.1 + 0.3 * ramp(t, w.start - 2, w.start)) * math.sin(t * 4) * (1 - flip)
         if flip < 1:
-            for k in range(-3, 4):
-                dy = k * 9 * math.sin(roll + flip * 2.5)
-                rect(img, x + k * 9 - 5, 150 + dy, x + k * 9 + 5, 162 + dy, (150, 60, 40))
+            angle = roll + flip * 1.4
+            dx, dy = 30 * math.cos(angle), 30 * math.sin(angle)
+            line(img, x - dx, 156 + dy, x + dx, 156 - dy, (150, 60, 40), 10)
             if flip < 0.5:
                 person(img, x - 10, 150 + 10 * roll, (240, 200, 30), scale=0.7, stride=0, tilt=roll)
                 person(img, x + 12, 150 - 10 * roll, (240, 60, 30), scale=0.7, stride=0, tilt=roll)
