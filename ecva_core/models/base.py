@@ -8,7 +8,6 @@ reuse the frames and the backend's encoded form of them.
 
 from __future__ import annotations
 
-import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from ecva_core.video import Frames
 
 Role = Literal["system", "user", "assistant"]
-VideoInput = "str | Path | Frames"
 
 DEFAULT_SYSTEM_PROMPT = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -147,6 +145,7 @@ class CachedClip:
     """A sampled clip and whatever the backend derived from it (features, JPEGs, tensors)."""
 
     frames: Frames
+    source: Path | None = None
     encoded: dict[str, Any] = field(default_factory=dict)
 
 
@@ -234,11 +233,12 @@ class ChatModel(ABC):
                 from ecva_core.errors import VideoError
 
                 raise VideoError(f"video file not found: {video}")
-            frames = sample_clip(Path(video).expanduser(), self.num_frames)
+            source: Path | None = Path(video).expanduser()
+            frames = sample_clip(source, self.num_frames)
         else:
-            frames = video
+            source, frames = None, video
         self.last_timings["sample_s"] = time.perf_counter() - start
-        clip = CachedClip(frames=frames)
+        clip = CachedClip(frames=frames, source=source)
         self.clip_cache.put(key, clip)
         return clip
 
@@ -276,7 +276,3 @@ class ChatModel(ABC):
     def describe(self) -> dict[str, Any]:
         """What the app and ``ecva chat --json`` show about the model."""
         return {"spec": self.spec, "backend": type(self).__name__, "num_frames": self.num_frames}
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
