@@ -9,7 +9,7 @@ import click
 
 from ecva_core.cli.options import common, data_option, db_option, emit_json, json_option, log
 
-JUDGE_COLUMNS = ("judge_consistency", "judge_logic", "judge_keyphrase")
+JUDGE_ROWS = ("anomeval", "judge_consistency", "judge_logic", "judge_keyphrase")
 SCORED = ("Description", "Cause", "Result")
 
 
@@ -20,12 +20,15 @@ def _open_db(db_path: Path | None):
     return ResultsDB(db_path or get_settings().db_path)
 
 
-def _fmt(cell: dict[str, Any] | None) -> str:
-    if not cell or cell.get("mean") is None:
+def _fmt(row: dict[str, Any], measure: str) -> str:
+    """``mean [lo, hi]`` from a flat aggregate row (``measure``, ``measure_lo``, ``measure_hi``)."""
+    value = row.get(measure)
+    if value is None:
         return "-"
-    text = f"{cell['mean']:.3f}"
-    if cell.get("ci_low") is not None and cell.get("ci_high") is not None:
-        text += f" [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
+    text = f"{value:.3f}"
+    low, high = row.get(f"{measure}_lo"), row.get(f"{measure}_hi")
+    if low is not None and high is not None:
+        text += f" [{low:.3f}, {high:.3f}]"
     return text
 
 
@@ -106,38 +109,35 @@ def _print_summary(summary: dict[str, Any]) -> None:
     log(f"stored as submission {summary['submission_id']} of model {summary['model']!r}"
         + (" (already stored: nothing re-scored)" if summary["resubmitted"] else ""))
     click.echo(f"Coverage: {cov['matched']} of {cov['expected']} questions answered, {cov['missing']} missing, "
-               f"{cov['extra']} extra, {cov['failed']} failed (ERROR {cov['error_rows']}, empty {cov['empty_rows']})")
+               f"{cov['extra']} extra, {cov['failed']} failed (ERROR {cov['error_rows']}, empty {cov['empty_rows']})"
+               + (f", {cov['probe_rows']} probe answers" if cov.get("probe_rows") else ""))
     if summary.get("warnings"):
         click.echo(f"Warnings: {summary['warnings']} (first: {summary['problems'][0]['problem']})")
-    from ecva_core.results.scoring import headline
-
-    present = sorted({m for block in [*summary["tasks"].values(), summary["overall"]] for m in block["metrics"]})
-    metrics = headline(present)
     judge_status = summary["judge"]["status"]
+    measures = list(summary["measures"])
     if judge_status != "ok":
-        metrics += [m for m in JUDGE_COLUMNS if m not in metrics]
+        measures += [m for m in JUDGE_ROWS if m not in measures]
     blocks = [*summary["tasks"].items(), ("overall", summary["overall"])]
-    header = ["metric", *[name for name, _ in blocks]]
-    rows = [["answers", *[str(b["n"]) for _, b in blocks]], ["failed answers", *[str(b["failed"]) for _, b in blocks]]]
-    for metric in metrics:
-        if metric.startswith("judge_") and judge_status != "ok":
-            rows.append([metric, *[judge_status if name in SCORED or name == "overall" else "-"
-                                   for name, _ in blocks]])
+    header = ["measure", *[name for name, _ in blocks]]
+    rows = [["questions", *[str(b.get("n_questions", 0)) for _, b in blocks]],
+            ["failed scores", *[str(b.get("n_failed", 0)) for _, b in blocks]]]
+    for measure in measures:
+        if measure in JUDGE_ROWS and judge_status != "ok":
+            cells = [judge_status if name in SCORED or name == "overall" else "-" for name, _ in blocks]
+            rows.append([measure, *cells])
         else:
-            rows.append([metric, *[_fmt(b["metrics"].get(metric)) for _, b in blocks]])
+            rows.append([measure, *[_fmt(b, measure) for _, b in blocks]])
     _print_table("Scores: mean [95% CI, resampling videos]; failures count 0", header, rows)
-    anomeval = summary.get("anomeval") or {}
-    if anomeval.get("score") is not None:
-        click.echo(f"AnomEval (reconstructed 20/40/40 weighting): {anomeval['score']:.3f}, pillars covered: "
-                   f"{', '.join(anomeval.get('pillars_covered', []))}")
+    click.echo(summary["anomeval_label"])
     click.echo(f"Judge: {judge_status}")
 
 
 @click.command()
-@click.option("--by", "by", type=click.Choice(["task", "category", "metric"]), default="task", show_default=True)
+@click.option("--by", "by", type=click.Choice(["model", "task", "category"]), default="task", show_default=True,
+              help="One row per model, per (model, task) or per (model, major category).")
 @click.option("--variant", type=click.Choice(["all", "valid"]), default="all", show_default=True,
               help="all: failures count 0; valid: failures excluded.")
-@click.option("--metric", "metrics", multiple=True, help="Metric(s) to show (default: headline metrics present).")
+@click.option("--metric", "metrics", multiple=True, help="Measure(s) to show (default: the headline ones present).")
 @common(data_option, db_option, json_option)
 def leaderboard(by: str, variant: str, metrics: tuple[str, ...], data_path: Path | None, db_path: Path | None,
                 as_json: bool) -> None:
@@ -152,10 +152,13 @@ def leaderboard(by: str, variant: str, metrics: tuple[str, ...], data_path: Path
     if not payload["rows"]:
         click.echo("No results yet: score a submission with `ecva score FILE --model NAME`.")
         return
-    shown = payload["metrics"]
-    header = ["model", by, *shown]
-    rows = [[r["model"], str(r[by]), *[_fmt(r["metrics"].get(m)) for m in shown]] for r in payload["rows"]]
-    _print_table(f"Leaderboard by {by} ({variant}; mean [95% CI])", header, rows)
+    shown = payload["measures"]
+    keys = {"model": [], "task": ["task"], "category": ["category_name"]}[by]
+    header = ["model", *keys, "questions", *shown]
+    rows = [[r["model"], *[str(r[k]) for k in keys], str(r["n_questions"]), *[_fmt(r, m) for m in shown]]
+            for r in payload["rows"]]
+    _print_table(f"Leaderboard by {by} ({variant}; mean [95% CI, resampling videos])", header, rows)
+    click.echo(payload["anomeval_label"])
     for note in payload.get("notes", []):
         click.echo(note)
 
@@ -173,12 +176,13 @@ def compare(model_a: str, model_b: str, metrics: tuple[str, ...], db_path: Path 
     if as_json:
         emit_json(payload)
         return
-    header = ["metric", "common questions", f"{model_a}", f"{model_b}", "difference (A - B) [95% CI]"]
+    header = ["measure", "common questions", model_a, model_b, "difference (A - B) [95% CI]", "significant"]
     rows = []
-    for metric, r in payload["metrics"].items():
+    for measure, r in payload["measures"].items():
         diff = "-" if r.get("diff") is None else f"{r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-        rows.append([metric, str(r["n"]), _num(r.get("mean_a")), _num(r.get("mean_b")), diff])
-    _print_table(f"{model_a} vs {model_b} (paired by question)", header, rows)
+        rows.append([measure, str(r["n_questions"]), _num(r.get("mean_a")), _num(r.get("mean_b")), diff,
+                     "yes" if r.get("significant") else "no"])
+    _print_table(f"{model_a} vs {model_b} (paired by question, {payload['variant']})", header, rows)
 
 
 def _num(value: float | None) -> str:

@@ -14,6 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ecva_core.metrics.aggregate import PILLAR_WEIGHTS, PILLARS
 from ecva_core.schema import SCORED_TASKS, Task
 
 if TYPE_CHECKING:
@@ -35,6 +38,14 @@ METRIC_PREFERENCE: tuple[str, ...] = (
     "bleu4",
     "bleu1",
 )
+
+
+MEASURE_LABELS: dict[str, str] = {
+    "anomeval": "AnomEval (reconstructed)",
+    "basic": "Basic reasoning",
+    "consistency": "Consistency",
+    "hallucination": "Hallucination",
+}
 
 
 @dataclass(frozen=True)
@@ -60,16 +71,38 @@ def normal_answers(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def available_metrics(scores: pd.DataFrame) -> list[str]:
-    """Metric names present in the scores, in the order the explorer offers them."""
+    """Measures a per-question view can show: AnomEval and its pillars when judged, then each metric."""
     present = set(scores["metric"].dropna().unique())
+    if "tiou" in present:
+        present = (present - {"tiou"}) | {"R@0.5", "mIoU"}
+    judged = [m for m in ("anomeval", *PILLARS) if _pillar_metrics(m) & present]
     ordered = [m for m in METRIC_PREFERENCE if m in present]
-    return ordered + sorted(present - set(ordered))
+    return judged + ordered + sorted(present - set(ordered))
+
+
+def breakdown_metrics(scores: pd.DataFrame) -> list[str]:
+    """Measures the breakdown and compare pages offer (same list as :func:`available_metrics`)."""
+    return available_metrics(scores)
+
+
+def _pillar_metrics(measure: str) -> set[str]:
+    return {
+        "anomeval": {"judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination"},
+        "basic": {"judge_logic", "judge_keyphrase"},
+        "consistency": {"judge_consistency"},
+        "hallucination": {"judge_hallucination"},
+    }.get(measure, set())
 
 
 def default_metric(scores: pd.DataFrame) -> str | None:
-    """The metric a per-question view starts on (None when nothing is scored yet)."""
+    """The measure a per-question view starts on (None when nothing is scored yet)."""
     metrics = available_metrics(scores)
     return metrics[0] if metrics else None
+
+
+def measure_label(measure: str) -> str:
+    """How a measure is named on screen."""
+    return MEASURE_LABELS.get(measure, measure)
 
 
 def video_categories(dataset: Dataset) -> pd.DataFrame:
@@ -94,19 +127,36 @@ def video_categories(dataset: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["video_id", "major", "sub", "major_name", "category", "code"])
 
 
-def question_matrix(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per-question values of one metric, one column per model (failed/skipped scores are NaN)."""
-    import pandas as pd
+def question_scores(scores: pd.DataFrame, measure: str, variant: str = "all") -> pd.DataFrame:
+    """Long frame ``model, video_id, task, value``: one measure per question (``anomeval`` combined
+    per question from the pillars it has, with the reconstruction's weights)."""
+    from ecva_core.metrics.aggregate import question_table
 
-    frame = normal_answers(scores)
-    frame = frame[frame["metric"] == metric]
-    if frame.empty:
-        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["video_id", "task"]))
-    values = frame["value"].where(frame["status"] == "ok")
-    frame = frame.assign(value=values.astype(float))
-    return frame.pivot_table(
-        index=["video_id", "task"], columns="model", values="value", aggfunc="mean", dropna=False
-    )
+    table = question_table(scores, variant)
+    if measure == "anomeval":
+        value = _anomeval_per_question(table)
+    elif measure in table:
+        value = table[measure].to_numpy(dtype=float)
+    else:
+        value = float("nan")
+    return table[["model", "video_id", "task"]].assign(value=value)
+
+
+def _anomeval_per_question(table: pd.DataFrame) -> np.ndarray:
+
+    values = np.column_stack([table[p].to_numpy(dtype=float) for p in PILLARS])
+    weights = np.array([PILLAR_WEIGHTS[p] for p in PILLARS])
+    present = ~np.isnan(values)
+    total = (present * weights).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        combined = np.where(total > 0, (np.where(present, values, 0.0) * weights).sum(axis=1) / total, np.nan)
+    return combined
+
+
+def question_matrix(scores: pd.DataFrame, metric: str, variant: str = "all") -> pd.DataFrame:
+    """Per-question values of one measure, one column per model (NaN where a model has no value)."""
+    long = question_scores(scores, metric, variant)
+    return long.pivot_table(index=["video_id", "task"], columns="model", values="value", aggfunc="mean")
 
 
 def failure_matrix(scores: pd.DataFrame, predictions: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -130,10 +130,14 @@ def _items(dataset: Dataset, preds: Sequence[StoredPrediction]) -> dict[tuple[st
     return {(item.video_id, item.task.value): item for item in dataset.qa_items(tasks, include_subclips=subclips)}
 
 
+_FAILURE_REASONS = {
+    PredictionStatus.ERROR.value: "the model's inference failed (ERROR row)",
+    PredictionStatus.EMPTY.value: "empty answer",
+}
+
+
 def _failure_reason(pred: StoredPrediction) -> str:
-    if pred.status == PredictionStatus.ERROR.value:
-        return "the model's inference failed (ERROR row)"
-    return "empty answer"
+    return _FAILURE_REASONS.get(pred.status, f"prediction is {pred.status}")
 
 
 def _score_text(
@@ -270,107 +274,120 @@ def _score_judge(
     return totals
 
 
-PILLARS = {"basic_reasoning": 0.2, "consistency": 0.4, "hallucination": 0.4}
+MEASURE_ORDER = (
+    "anomeval", "basic", "consistency", "hallucination", "bleu1", "bleu4", "rougeL", "meteor", "semantic", "bleurt",
+    "unieval", "judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination", "cls_major", "cls_sub",
+    "R@0.3", "R@0.5", "R@0.7", "mIoU",
+)  # fmt: skip
+JUDGE_MEASURES = ("anomeval", "basic", "consistency", "hallucination", "judge_consistency", "judge_logic",
+                  "judge_keyphrase", "judge_hallucination")
 
 
-def anomeval(frame: pd.DataFrame, variant: str = "all") -> dict[str, Any]:
-    """AnomEval as a reconstruction of the paper's 20/40/40 weighting, over the pillars measured.
+def summarise(db: ResultsDB, submission_id: int) -> dict[str, Any]:
+    """Per-task and overall means with 95% CIs (bootstrapped by video), both variants, for one submission.
 
-    Basic reasoning = mean of key-phrase coverage and logic/5; consistency and hallucination are
-    0/1 means. Pillars without judge scores are reported as not measured and the weights of the
-    measured ones are renormalised; ``pillars_covered`` says which ones the score includes.
+    ``tasks`` / ``overall`` repeat the "all" variant (failures count 0); ``variants`` holds both.
+    Probe answers count for the hallucination pillar only (see :mod:`ecva_core.metrics.aggregate`).
     """
-    from ecva_core.results.summary import usable_rows
-
-    rows = usable_rows(frame, variant)
-    means = {m: float(g["value"].mean()) for m, g in rows.groupby("metric") if m.startswith("judge_")}
-    pillars: dict[str, float | None] = {
-        "basic_reasoning": None,
-        "consistency": means.get("judge_consistency"),
-        "hallucination": means.get("judge_hallucination"),
-    }
-    basic = [v for v in (means.get("judge_keyphrase"),
-                         None if "judge_logic" not in means else means["judge_logic"] / 5) if v is not None]
-    if basic:
-        pillars["basic_reasoning"] = sum(basic) / len(basic)
-    covered = [name for name, value in pillars.items() if value is not None]
-    status = {name: ("measured" if pillars[name] is not None else "not measured") for name in PILLARS}
-    if pillars["hallucination"] is None:
-        status["hallucination"] = "not measured (no judged probe answers)"
-    if not covered:
-        return {"score": None, "pillars": pillars, "pillar_status": status, "pillars_covered": [],
-                "note": "no judge scores"}
-    weight = sum(PILLARS[n] for n in covered)
-    score = sum(PILLARS[n] * (pillars[n] or 0.0) for n in covered) / weight
-    return {"score": score, "pillars": pillars, "pillar_status": status, "pillars_covered": covered,
-            "note": "reconstruction of the paper's 0.2/0.4/0.4 weighting"
-            + ("" if len(covered) == 3 else "; weights renormalised over the pillars covered")}
-
-
-def summarise(db: ResultsDB, submission_id: int, variant: str = "all") -> dict[str, Any]:
-    """Per-task and overall means with 95% CIs (bootstrapped by video) for one submission."""
-    from ecva_core.results.summary import submission_summary
+    from ecva_core.metrics import aggregate
 
     frame = db.scores_frame(submission_id=submission_id)
-    summary = submission_summary(frame, variant)
-    summary["anomeval"] = anomeval(frame, variant)
-    return summary
+    if frame.empty:
+        return {"variants": {}, "tasks": {}, "overall": {}, "measures": [], "failures": {},
+                "anomeval_label": aggregate.ANOMEVAL_LABEL}
+    model = str(frame["model"].iloc[0])
+    variants = aggregate.model_summary(frame, model)["variants"]
+    order = [t.value for t in Task]
+    for block in variants.values():
+        block["tasks"] = dict(sorted(block["tasks"].items(), key=lambda kv: order.index(kv[0])))
+    failed = frame[frame["status"] == "failed"]
+    answer_failure = failed["reason"].isin([_FAILURE_REASONS[s] for s in _FAILURE_REASONS])
+    return {
+        "anomeval_label": aggregate.ANOMEVAL_LABEL,
+        "measures": measures_present([variants["all"]["overall"], *variants["all"]["tasks"].values()]),
+        "tasks": variants["all"]["tasks"],
+        "overall": variants["all"]["overall"],
+        "variants": variants,
+        "failures": {
+            "failed_scores": len(failed),
+            "failed_answer_scores": int(answer_failure.sum()),
+            "judge_failures": int((~answer_failure & failed["metric"].str.startswith("judge_")).sum()),
+            "metric_failures": int((~answer_failure & ~failed["metric"].str.startswith("judge_")).sum()),
+            "skipped_scores": int((frame["status"] == "skipped").sum()),
+        },
+    }
+
+
+def measures_present(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The headline measures with a value in any of ``rows``, in display order."""
+    have = {k for row in rows for k, v in row.items() if v is not None}
+    return [m for m in MEASURE_ORDER if m in have]
+
+
+def _videos_frame(data_path: Path | None) -> pd.DataFrame:
+    import pandas as pd
+
+    from ecva_core.dataset import load_dataset
+    from ecva_core.taxonomy import major_name
+
+    rows = []
+    for vid, record in load_dataset(data_path).records.items():
+        category = record.annotation.category
+        major = category.major if category else -1
+        rows.append({"video_id": vid, "category_major": major,
+                     "category_name": major_name(major) if category else "unknown category"})
+    return pd.DataFrame(rows, columns=["video_id", "category_major", "category_name"])
+
+
+def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    import math
+
+    out = []
+    for record in table.to_dict("records"):
+        out.append({str(k): (None if isinstance(v, float) and math.isnan(v) else
+                             v.item() if hasattr(v, "item") else v) for k, v in record.items()})
+    return out
 
 
 def leaderboard_rows(
     db: ResultsDB, by: str = "task", variant: str = "all", metrics: Sequence[str] | None = None,
     data_path: Path | None = None,
 ) -> dict[str, Any]:
-    """The leaderboard as plain data (what ``ecva leaderboard --json`` prints)."""
-    from ecva_core.results.summary import leaderboard
+    """The leaderboard as plain data (what ``ecva leaderboard --json`` prints); ``by``: model/task/category."""
+    from ecva_core.metrics import aggregate
 
     frame = db.scores_frame()
-    categories = None
-    if by == "category" and not frame.empty:
-        from ecva_core.dataset import load_dataset
-        from ecva_core.taxonomy import major_name
-
-        dataset = load_dataset(data_path)
-        categories = {}
-        for vid, record in dataset.records.items():
-            category = record.annotation.category
-            categories[vid] = f"{category.major}. {major_name(category.major)}" if category else "unknown"
-    rows = leaderboard(frame, by=by, variant=variant, categories=categories)
-    present = sorted({m for r in rows for m in r["metrics"]})
-    shown = list(metrics) if metrics else headline(present)
+    group = None if by == "model" else by
+    videos = _videos_frame(data_path) if by == "category" and not frame.empty else None
+    rows = _json_rows(aggregate.leaderboard(frame, videos, by=group, variant=variant)) if not frame.empty else []
+    shown = list(metrics) if metrics else measures_present(rows)
     notes = []
-    if not any(m.startswith("judge_") for m in present):
+    if not any(r.get(m) is not None for r in rows for m in JUDGE_MEASURES[4:]):
         notes.append(f"judge metrics: {NO_JUDGE}" if not get_settings().judge_configured
                      else "judge metrics: none stored yet (score with --judge)")
-    models = sorted({r["model"] for r in rows})
-    overall = {m: anomeval(frame[frame["model"] == m], variant) for m in models}
-    return {"by": by, "variant": variant, "metrics": shown, "rows": rows, "anomeval": overall, "notes": notes}
-
-
-HEADLINE = ("bleu4", "rougeL", "semantic", "meteor", "bleurt", "unieval", "judge_consistency", "judge_logic",
-            "judge_keyphrase", "judge_hallucination", "cls_major", "cls_sub", "tiou")
-
-
-def headline(present: Sequence[str]) -> list[str]:
-    """The headline metrics among ``present``; probe variants (``metric@probe``) only when the plain one is absent."""
-    out = [name for name in HEADLINE if name in present]
-    out += [m for m in present if "@" in m and m.split("@")[0] in HEADLINE and m.split("@")[0] not in present]
-    return out or list(present)
+    return {"by": by, "variant": variant, "measures": shown, "rows": rows, "notes": notes,
+            "anomeval_label": aggregate.ANOMEVAL_LABEL}
 
 
 def compare_models(
     db: ResultsDB, model_a: str, model_b: str, metrics: Sequence[str] | None = None, variant: str = "all"
 ) -> dict[str, Any]:
-    """Paired comparison on common questions (what ``ecva compare --json`` prints)."""
+    """Paired comparison on common questions per measure (what ``ecva compare --json`` prints)."""
     from ecva_core.errors import ResultsError
-    from ecva_core.results.summary import paired_comparison
+    from ecva_core.metrics import aggregate
 
     known = {m["model"] for m in db.models()}
     for name in (model_a, model_b):
         if name not in known:
             raise ResultsError(f"no model named {name!r} in {db.path}; known: {', '.join(sorted(known)) or 'none'}")
     frame = db.scores_frame(models=[model_a, model_b])
-    present = sorted(set(frame["metric"]))
-    wanted = list(metrics) if metrics else headline(present)
-    return {"model_a": model_a, "model_b": model_b, "variant": variant,
-            "metrics": paired_comparison(frame, model_a, model_b, wanted, variant)}
+    table = aggregate.question_table(frame, variant)
+    present = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
+    if any(m in present for m in ("basic", "consistency", "hallucination")):
+        present.insert(0, "anomeval")
+    wanted = list(metrics) if metrics else present
+    results = {}
+    for measure in wanted:
+        result = aggregate.compare_models(frame, model_a, model_b, measure=measure, variant=variant)
+        results[measure] = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
+    return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": results}
