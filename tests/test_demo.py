@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -306,3 +307,57 @@ def test_load_dataset_defaults_to_the_demo(isolated_home: Path, two_clips: tuple
     assert dataset.is_demo
     assert dataset.root == (isolated_home / "demo").resolve()
     assert set(dataset.records) == {c.video_id for c in two_clips}
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed")
+def test_a_real_chromium_plays_a_demo_clip(demo_dataset_dir: Path) -> None:
+    import functools
+    import http.server
+    import socketserver
+
+    from playwright.sync_api import sync_playwright
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            return
+
+    handler = functools.partial(Quiet, directory=str(demo_dataset_dir))
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
+                                         args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.goto(f"{base}/DEMO.txt")
+                played = page.evaluate(
+                    """src => new Promise(done => {
+                        const v = document.createElement('video');
+                        v.muted = true;
+                        v.addEventListener('timeupdate', () => {
+                          if (v.currentTime < 0.5) return;
+                          const c = document.createElement('canvas');
+                          c.width = v.videoWidth; c.height = v.videoHeight;
+                          const g = c.getContext('2d');
+                          g.drawImage(v, 0, 0);
+                          const px = g.getImageData(0, 0, c.width, c.height).data;
+                          let sum = 0;
+                          for (let i = 0; i < px.length; i += 4) sum += px[i] + px[i + 1] + px[i + 2];
+                          done({duration: v.duration, width: v.videoWidth, mean: sum / (px.length / 4) / 3});
+                        });
+                        v.addEventListener('error', () => done({error: v.error && v.error.code}));
+                        v.src = src;
+                        document.body.appendChild(v);
+                        v.play();
+                        setTimeout(() => done({error: 'timeout'}), 20000);
+                    })""",
+                    "/videos/00001.mp4",
+                )
+            finally:
+                browser.close()
+        server.shutdown()
+    assert "error" not in played, played
+    assert played["width"] == 320 and played["duration"] == pytest.approx(10, abs=0.1)
+    assert played["mean"] > 40  # real picture, not a black frame
