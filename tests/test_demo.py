@@ -207,6 +207,7 @@ def _ensure_in_child(dest: str) -> None:
     ensure_demo(Path(dest))
 
 
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method")
 def test_concurrent_processes_build_once(tmp_path: Path, two_clips: tuple[demo.DemoClip, ...]) -> None:
     dest = tmp_path / "shared" / "demo"
     ctx = multiprocessing.get_context("fork")  # children inherit the two-clip patch
