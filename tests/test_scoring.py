@@ -1,0 +1,149 @@
+"""The scoring pipeline: store -> text metrics -> judge -> summary; resume after kill -9; no repeated work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ecva_core.config import get_settings
+from ecva_core.errors import ConfigError
+from ecva_core.results import scoring
+from ecva_core.results.db import ResultsDB
+from ecva_core.results.scoring import score_submission
+from tests.openai_stub import OpenAIStub
+from tests.submissions.tiny import answer_rows, load_tiny, write_tiny_annotations
+
+FAST = ["bleu1", "bleu4", "rougeL"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def dataset(tmp_path: Path):
+    return load_tiny(tmp_path / "tiny")
+
+
+def _submission(tmp_path: Path, name: str = "sub.json", quality: str = "good", probe: bool = False) -> Path:
+    rows = answer_rows(quality=quality)
+    rows[0]["output"] = "ERROR"
+    if probe:
+        rows += [{**r, "output": "None, I cannot tell.", "probe": "no_keyframes"} for r in answer_rows(("Cause",))]
+    path = tmp_path / name
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def test_text_metrics_scored_and_failures_stored_as_failures(dataset, tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    stages: list[str] = []
+    summary = score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST,
+                               progress=lambda stage, done, total: stages.append(stage))
+    assert {"validate", "text"} <= set(stages)
+    assert summary["judge"] == {"status": "no judge configured"}
+    assert summary["coverage"]["matched"] == 18 and summary["coverage"]["failed"] == 1
+    assert summary["measures"][:2] == ["bleu1", "bleu4"]
+    assert set(summary["tasks"]) == {"Description", "Cause", "Result"}
+    assert summary["overall"]["rougeL"] > 0.8  # the good answers copy the reference
+    assert summary["overall"]["rougeL_lo"] <= summary["overall"]["rougeL"] <= summary["overall"]["rougeL_hi"]
+    assert summary["variants"]["valid"]["overall"]["rougeL"] == pytest.approx(1.0)
+    assert summary["failures"]["failed_answer_scores"] == 3
+    frame = db.scores_frame()
+    failed = frame[frame["status"] == "failed"]
+    assert set(failed["video_id"]) == {"1"} and failed["value"].isna().all()
+    assert "ERROR" in failed["reason"].iloc[0]
+    assert db.runs()[0]["status"] == "done"
+
+
+def test_resubmitting_the_same_file_is_recognised_and_not_rescored(dataset, tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path)
+    first = score_submission(path, "m", dataset, db, metrics=FAST)
+    version = db.data_version()
+    again = score_submission(path, "m", dataset, db, metrics=FAST)
+    assert again["resubmitted"] and again["submission_id"] == first["submission_id"]
+    assert again["written"]["text_scores_written"] == 0
+    assert len(db.submissions()) == 1 and len(db.scores_frame()) == 18 * 3
+    assert db.data_version() > version  # only the run bookkeeping moved
+    other = score_submission(path, "other-model", dataset, db, metrics=FAST)
+    assert not other["resubmitted"]
+
+
+def test_judge_requested_without_configuration_is_a_config_error(dataset, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="none is configured"):
+        score_submission(_submission(tmp_path), "m", dataset, ResultsDB(tmp_path / "r.db"), judge=True,
+                         metrics=FAST)
+
+
+def test_judge_scores_normal_and_probe_answers_and_never_sees_error_rows(dataset, tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path, probe=True)
+    with OpenAIStub() as stub:
+        settings = replace(get_settings(), judge_base_url=stub.base_url, judge_api_key="test-key", judge_max_retries=1)
+        summary = score_submission(path, "judged", dataset, db, metrics=FAST, settings=settings)
+        calls = stub.calls
+        bodies = json.dumps([r.body for r in stub.requests])
+        rerun = score_submission(path, "judged", dataset, db, metrics=FAST, settings=settings)
+        assert stub.calls == calls  # nothing re-sent
+    assert summary["judge"]["status"] == "ok"
+    # 17 answered questions x 3 judges; the 6 identical probe answers to one question need one verdict
+    assert calls == 17 * 3 + 1
+    assert "ERROR" not in bodies and "test-key" not in str(db.path.read_bytes())
+    frame = db.scores_frame()
+    judge = frame[frame["metric"].str.startswith("judge_")]
+    assert set(judge["metric"]) == {"judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination"}
+    assert set(judge.loc[judge["metric"] == "judge_hallucination", "probe"]) == {"no_keyframes"}
+    error_rows = judge[judge["video_id"].eq("1") & judge["task"].eq("Description") & judge["probe"].eq("")]
+    assert set(error_rows["status"]) == {"failed"}
+    assert summary["overall"]["anomeval"] is not None and summary["overall"]["hallucination"] == 1.0
+    assert rerun["resubmitted"] and rerun["judge"]["calls_made"] == 0
+
+
+def test_interrupted_run_resumes_with_only_missing_scores(dataset, tmp_path: Path, monkeypatch) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path)
+    monkeypatch.setattr(scoring, "TEXT_BATCH", 4)
+
+    def stop_after_two(stage: str, done: int, total: int) -> None:
+        if stage == "text" and done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        score_submission(path, "m", dataset, db, metrics=FAST, progress=stop_after_two)
+    assert len(db.scores_frame()) == 8 * 3 and db.runs()[-1]["status"] == "failed"
+    summary = score_submission(path, "m", dataset, db, metrics=FAST)
+    assert summary["written"]["text_scores_written"] == 10 * 3
+    assert len(db.scores_frame()) == 18 * 3
+
+
+_KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from ecva_core.dataset import load_dataset
+from ecva_core.results import scoring
+from ecva_core.results.db import ResultsDB
+scoring.TEXT_BATCH = 4
+def progress(stage, done, total):
+    if stage == "text" and done >= 8:
+        os.kill(os.getpid(), signal.SIGKILL)
+scoring.score_submission(sys.argv[1], "m", load_dataset(Path(sys.argv[2])), ResultsDB(sys.argv[3]),
+                         metrics=["bleu1", "rougeL"], progress=progress)
+"""
+
+
+def test_kill_9_loses_nothing_already_scored(tmp_path: Path) -> None:
+    annotations = write_tiny_annotations(tmp_path / "tiny")
+    path, db_path = _submission(tmp_path), tmp_path / "r.db"
+    proc = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(path), str(annotations), str(db_path)],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ}, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    db = ResultsDB(db_path)
+    assert len(db.scores_frame()) == 8 * 2 and db.runs()[0]["status"] == "running"
+    summary = score_submission(path, "m", load_tiny(tmp_path / "tiny"), db, metrics=["bleu1", "rougeL"])
+    assert summary["resubmitted"] and summary["written"]["text_scores_written"] == 10 * 2
+    assert len(db.scores_frame()) == 18 * 2
