@@ -56,3 +56,11 @@ def shared_media() -> Path:
     if not any(path.glob("*.avi")):
         pytest.skip(f"real media clips not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated demo dataset shared by the whole session (treat it as read-only)."""
+    from ecva_core.dataset.demo import ensure_demo
+
+    return ensure_demo(tmp_path_factory.mktemp("demo-data") / "demo")
