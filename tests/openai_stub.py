@@ -47,13 +47,9 @@ class Reply:
         return cls("verdict", latency_s, content=content)
 
     @classmethod
-    def error(
-        cls, status: int, retry_after: str | None = None, latency_s: float = 0.0, message: str = ""
-    ) -> Reply:
+    def error(cls, status: int, retry_after: str | None = None, latency_s: float = 0.0, message: str = "") -> Reply:
         headers = (("Retry-After", retry_after),) if retry_after is not None else ()
-        return cls(
-            "status", latency_s, status=status, headers=headers, message=message or f"stub error {status}"
-        )
+        return cls("status", latency_s, status=status, headers=headers, message=message or f"stub error {status}")
 
     @classmethod
     def hang(cls, seconds: float) -> Reply:
@@ -145,9 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            self._json(
-                200, {"object": "list", "data": [{"id": "stub-judge", "object": "model", "owned_by": "stub"}]}
-            )
+            self._json(200, {"object": "list", "data": [{"id": "stub-judge", "object": "model", "owned_by": "stub"}]})
         else:
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 
@@ -261,7 +255,9 @@ class OpenAIStub:
     def __init__(self, default: Reply | None = None, record_bodies: bool = True) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = _State(default=default or Reply(), record_bodies=record_bodies)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="openai-stub", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="openai-stub", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -281,9 +277,7 @@ class OpenAIStub:
         with self.state.lock:
             self.state.queue.extend(replies)
 
-    def add_rule(
-        self, match: Callable[[dict[str, Any]], bool], reply: Reply, times: int | None = None
-    ) -> None:
+    def add_rule(self, match: Callable[[dict[str, Any]], bool], reply: Reply, times: int | None = None) -> None:
         """Requests whose JSON body satisfies ``match`` get ``reply`` (``times`` times, or always)."""
         with self.state.lock:
             self.state.rules.append(_Rule(match, reply, times))
@@ -329,8 +323,6 @@ def answer_contains(text: str) -> Callable[[dict[str, Any]], bool]:
     """A rule matcher: the user message (the judge inputs) contains ``text``."""
 
     def match(body: dict[str, Any]) -> bool:
-        return any(
-            m.get("role") == "user" and text in str(m.get("content", "")) for m in body.get("messages") or []
-        )
+        return any(m.get("role") == "user" and text in str(m.get("content", "")) for m in body.get("messages") or [])
 
     return match

@@ -64,9 +64,7 @@ class JudgeCache:
         self.db_path = Path(db_path)
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
+            self._conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -94,8 +92,7 @@ class JudgeCache:
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._conn.execute(
-                    "SELECT key, score, value, reason, tokens_in, tokens_out FROM judge_cache"
-                    f" WHERE key IN ({marks})",
+                    f"SELECT key, score, value, reason, tokens_in, tokens_out FROM judge_cache WHERE key IN ({marks})",
                     chunk,
                 ).fetchall()
                 for key, score, value, reason, t_in, t_out in rows:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,11 @@ from ecva_core.config import Settings
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
-_NO_KEY = "no-key"  # local servers (vLLM, Ollama) accept any bearer token; the client needs one
+_NO_KEY = "no-key"
+# httpx's connection pool scans all of its connections for every request it places, so one pool
+# with hundreds of connections spends more CPU on that scan than on the exchange; calls are
+# spread over several clients with at most this many calls in flight each.
+_SHARD_SIZE = 8  # local servers (vLLM, Ollama) accept any bearer token; the client needs one
 
 
 @dataclass(frozen=True)
@@ -71,31 +77,46 @@ class JudgeClient:
     """Async chat completions against ``settings.judge_endpoint`` with ``settings.judge_model``."""
 
     def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
-        from openai import AsyncOpenAI
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.usage = _Usage()
         self._secret = settings.judge_api_key or ""
-        self._openai = AsyncOpenAI(
-            api_key=settings.judge_api_key or _NO_KEY,
-            base_url=settings.judge_endpoint,
-            timeout=settings.judge_timeout_s,
-            max_retries=0,
-        )
-        self._slots = asyncio.Semaphore(max(1, settings.judge_concurrency))
+        concurrency = max(1, settings.judge_concurrency)
+        tls = _tls_context()  # built once: loading the CA bundle per client costs ~40 ms each
+        shards = [
+            AsyncOpenAI(
+                api_key=settings.judge_api_key or _NO_KEY,
+                base_url=settings.judge_endpoint,
+                timeout=settings.judge_timeout_s,
+                max_retries=0,
+                http_client=DefaultAsyncHttpxClient(verify=tls, timeout=settings.judge_timeout_s),
+            )
+            for _ in range(-(-concurrency // _SHARD_SIZE))
+        ]
+        self._shards = shards
+        # One token per concurrent call; a token names the shard (client) the call uses, so no
+        # shard ever has more than _SHARD_SIZE calls in flight.
+        self._tokens: asyncio.Queue[Any] = asyncio.Queue()
+        for slot in range(concurrency):
+            self._tokens.put_nowait(shards[slot % len(shards)])
         self._json_mode = True
         self._fatal: str | None = None
 
     async def aclose(self) -> None:
-        await self._openai.close()
+        for shard in self._shards:
+            await shard.close()
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """One chat completion at temperature 0, retried as the module docstring says."""
-        async with self._slots:
-            return await self._complete(messages)
+        shard = await self._tokens.get()
+        try:
+            return await self._complete(shard, messages)
+        finally:
+            self._tokens.put_nowait(shard)
 
-    async def _complete(self, messages: list[dict[str, str]]) -> Completion:
+    async def _complete(self, shard: Any, messages: list[dict[str, str]]) -> Completion:
         import openai
 
         attempts = 0
@@ -105,13 +126,14 @@ class JudgeClient:
             attempts += 1
             self.usage.calls += 1
             json_mode = self._json_mode
+            body: dict[str, Any] = {"model": self.settings.judge_model, "messages": messages, "temperature": 0}
+            if json_mode:
+                body["response_format"] = {"type": "json_object"}
             try:
-                reply = await self._openai.chat.completions.create(
-                    model=self.settings.judge_model,
-                    messages=messages,  # type: ignore[arg-type]
-                    temperature=0,
-                    **({"response_format": {"type": "json_object"}} if json_mode else {}),
-                )
+                # The client's generic POST (its documented way to call any endpoint) sends the body
+                # as is: the typed ``chat.completions.create`` re-walks every message through its
+                # type transforms, which costs more CPU than the whole HTTP exchange.
+                reply = await shard.post("/chat/completions", cast_to=dict, body=body)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 self._count(str(status))
@@ -141,19 +163,27 @@ class JudgeClient:
                     f"malformed response from the judge endpoint: {self._scrub(str(exc))[:200]}", attempts
                 ) from None
             else:
+                completion = self._completion(reply, attempts)
                 self._count("ok")
-                return self._completion(reply, attempts)
+                return completion
 
     def _completion(self, reply: Any, attempts: int) -> Completion:
-        choices = getattr(reply, "choices", None)
-        if not choices or getattr(choices[0], "message", None) is None:
-            raise JudgeCallError("malformed response from the judge endpoint: no choices", attempts)
-        usage = getattr(reply, "usage", None)
-        tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
-        tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            content = reply["choices"][0]["message"]["content"]
+            usage = reply.get("usage") or {}
+            tokens_in = int(usage.get("prompt_tokens") or 0)
+            tokens_out = int(usage.get("completion_tokens") or 0)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            self._count("malformed")
+            raise JudgeCallError(
+                f"malformed response from the judge endpoint: no chat completion in {self._scrub(repr(reply))[:200]}",
+                attempts,
+            ) from None
+        if content is not None and not isinstance(content, str):
+            content = json.dumps(content)
         self.usage.tokens_in += tokens_in
         self.usage.tokens_out += tokens_out
-        return Completion(choices[0].message.content, tokens_in, tokens_out, attempts)
+        return Completion(content, tokens_in, tokens_out, attempts)
 
     async def _backoff(self, attempts: int, reason: str, retry_after: float | None) -> None:
         if attempts > self.settings.judge_max_retries:
@@ -168,6 +198,15 @@ class JudgeClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "[redacted]") if self._secret else text
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The CA bundle the openai package itself trusts (certifi's), else the system's."""
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _message(exc: Exception) -> str:

@@ -364,6 +364,4 @@ def _retarget(outcome: JudgeResult, request: JudgeRequest) -> JudgeResult:
 
 
 def _cost(settings: Settings, tokens_in: int, tokens_out: int) -> float:
-    return (
-        tokens_in * settings.judge_price_in_per_mtok + tokens_out * settings.judge_price_out_per_mtok
-    ) / 1_000_000
+    return (tokens_in * settings.judge_price_in_per_mtok + tokens_out * settings.judge_price_out_per_mtok) / 1_000_000

@@ -15,7 +15,9 @@ from ecva_core.metrics.judge.prompts import JudgePrompt
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _REASON = re.compile(r"""["']?reason["']?\s*[:=]\s*["']?([^"'\n}]*)""", re.IGNORECASE)
 _NUMBER = r"\[?\s*(-?\d+(?:\.\d+)?)"
-_KEYPHRASE_ALIASES = r"matched|count|included key information count|included|score"
+# Names a count may go by in free text, most specific first ("Included Key Information Count: 2"
+# must win over the total in "Key Information Count: 4", the official reply format).
+_KEYPHRASE_ALIASES = ("matched", "included key information count", "included", "count", "score")
 
 
 class VerdictError(ValueError):
@@ -72,12 +74,13 @@ def _lenient(prompt: JudgePrompt, text: str) -> Verdict:
             score = _as_int(candidate[prompt.score_field], text)
             reason = candidate.get("reason", "")
             return Verdict(score, str(reason).strip() if reason is not None else "", lenient=True)
-    names = _KEYPHRASE_ALIASES if prompt.score_field == "matched" else re.escape(prompt.score_field)
-    match = re.search(rf"""["']?\b(?:{names})\b["']?\s*[:=]?\s*{_NUMBER}""", text, re.IGNORECASE)
-    if match is None:
-        raise VerdictError(f"no {prompt.score_field} found in reply: {_excerpt(text)}")
-    reason = _REASON.search(text)
-    return Verdict(_as_int(match.group(1), text), reason.group(1).strip() if reason else "", lenient=True)
+    names = _KEYPHRASE_ALIASES if prompt.score_field == "matched" else (prompt.score_field,)
+    for name in names:
+        match = re.search(rf"""["']?\b{re.escape(name)}\b["']?\s*[:=]?\s*{_NUMBER}""", text, re.IGNORECASE)
+        if match is not None:
+            reason = _REASON.search(text)
+            return Verdict(_as_int(match.group(1), text), reason.group(1).strip() if reason else "", lenient=True)
+    raise VerdictError(f"no {prompt.score_field} found in reply: {_excerpt(text)}")
 
 
 def _json_candidates(text: str) -> list[object]:
