@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ecva_core.metrics.aggregate import PILLAR_WEIGHTS, PILLARS
+from ecva_core.metrics.aggregate import ANOMEVAL_LABEL, FACETS, PILLAR_WEIGHTS, PILLARS
 from ecva_core.schema import SCORED_TASKS, Task
 
 if TYPE_CHECKING:
@@ -273,9 +273,7 @@ def question_answers(
             (row.model, probe), {"model": row.model, "probe": probe, "output": "", "status": "", "scores": []}
         )
         value = None if row.value is None or row.value != row.value else float(row.value)
-        entry["scores"].append(
-            {"metric": row.metric, "value": value, "status": row.status, "reason": row.reason or ""}
-        )
+        entry["scores"].append({"metric": row.metric, "value": value, "status": row.status, "reason": row.reason or ""})
     return sorted(answers.values(), key=lambda a: (a["model"], a["probe"]))
 
 
@@ -393,23 +391,24 @@ def flags_frame(dataset: Dataset) -> pd.DataFrame:
     """The annotation quality flags with the row of the annotation file behind each."""
     import pandas as pd
 
-    rows = [
-        {"video_id": f.video_id, "row": f.row, "field": f.field, "problem": f.problem} for f in dataset.flags
-    ]
+    rows = [{"video_id": f.video_id, "row": f.row, "field": f.field, "problem": f.problem} for f in dataset.flags]
     return pd.DataFrame(rows, columns=["video_id", "row", "field", "problem"])
 
 
-def paired_question_diffs(scores: pd.DataFrame, model_a: str, model_b: str, metric: str) -> pd.DataFrame:
-    """Questions both models answered, with both scores and ``diff = a - b``, largest |diff| first."""
-    matrix = question_matrix(scores[scores["model"].isin([model_a, model_b])], metric)
-    if model_a not in matrix or model_b not in matrix:
-        import pandas as pd
+def paired_question_diffs(
+    scores: pd.DataFrame, model_a: str, model_b: str, metric: str, variant: str = "all"
+) -> pd.DataFrame:
+    """Questions both models have a value for: ``video_id, task, a, b, diff = a - b``, largest |diff| first."""
+    import pandas as pd
 
+    matrix = question_matrix(scores[scores["model"].isin([model_a, model_b])], metric, variant)
+    if model_a not in matrix or model_b not in matrix:
         return pd.DataFrame(columns=["video_id", "task", "a", "b", "diff"])
     both = matrix[[model_a, model_b]].dropna().rename(columns={model_a: "a", model_b: "b"})
     both["diff"] = both["a"] - both["b"]
     both = both.reset_index()
-    return both.reindex(both["diff"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+    both.columns.name = None
+    return both.reindex(both["diff"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
 
 
 def status_counts(scores: pd.DataFrame) -> pd.DataFrame:
@@ -443,3 +442,350 @@ def judge_plan(report: SubmissionReport, dataset: Dataset, settings: Settings, d
 
     requests = requests_for(report.predictions, dataset.qa_items(SCORED_TASKS))
     return plan_judges(requests, settings, db.judge_cache())
+
+
+def videos_frame(dataset: Dataset) -> pd.DataFrame:
+    """``video_id, category_major, category_name`` for :func:`ecva_core.metrics.aggregate.leaderboard`."""
+    cats = video_categories(dataset)
+    return cats.rename(columns={"major": "category_major", "major_name": "category_name"})[
+        ["video_id", "category_major", "category_name"]
+    ]
+
+
+def _restrict(scores: pd.DataFrame, dataset: Dataset, majors: Sequence[int], tasks: Sequence[str]) -> pd.DataFrame:
+    """Scores of the chosen tasks and of videos in the chosen major categories (empty choice = all)."""
+    out = scores
+    if tasks:
+        out = out[out["task"].isin(list(tasks))]
+    if majors:
+        cats = video_categories(dataset)
+        out = out[out["video_id"].isin(cats.loc[cats["major"].isin(list(majors)), "video_id"])]
+    return out
+
+
+def first_question(dataset: Dataset, scores: pd.DataFrame, model: str) -> tuple[str, str] | None:
+    """The first (video_id, task) a model answered, in dataset order, to open the question explorer on."""
+    answered = set(
+        normal_answers(scores[scores["model"] == model])[["video_id", "task"]].itertuples(index=False, name=None)
+    )
+    for item in dataset.qa_items(SCORED_TASKS):
+        if (item.video_id, item.task.value) in answered:
+            return item.video_id, item.task.value
+    return None
+
+
+@dataclass(frozen=True)
+class LeaderboardView:
+    """What the leaderboard page draws: the table, per-task values for the bar chart, pillars for the radar."""
+
+    table: pd.DataFrame
+    per_task: pd.DataFrame
+    pillars: pd.DataFrame
+    chart_label: str
+    default_columns: tuple[str, ...]
+    note: str
+
+
+LEADERBOARD_HELP: dict[str, str] = {
+    "AnomEval": ANOMEVAL_LABEL,
+    "AnomEval 95% CI": "bootstrap over videos (a video's three questions move together)",
+    "Basic": "basic reasoning pillar: key-phrase coverage and logic/5",
+    "Consistency": "share of answers the judge finds consistent with the reference",
+    "Hallucination": "share of key-frame-removed probe answers that abstain",
+    "Coverage": "questions with a score / questions in the dataset (for the chosen filters)",
+    "Failed answers": "ERROR or empty predictions",
+    "Failed scores": "metric or judge calls that failed (count 0 under 'all', left out under 'valid')",
+}
+
+
+def leaderboard_view(
+    scores: pd.DataFrame,
+    dataset: Dataset,
+    mode: str = "all",
+    majors: Sequence[int] = (),
+    tasks: Sequence[str] = (),
+    predictions: pd.DataFrame | None = None,
+) -> LeaderboardView:
+    """One row per model with AnomEval, per-task AnomEval (What/Why/How), pillars and text metrics,
+    each with its 95% CI, plus coverage and failure counts, for the chosen categories and tasks."""
+    import pandas as pd
+
+    from ecva_core.metrics.aggregate import leaderboard
+
+    scoped = _restrict(scores, dataset, majors, tasks)
+    overall = leaderboard(scoped, variant=mode)
+    by_task = leaderboard(scoped, by="task", variant=mode)
+    judged = overall["anomeval"].notna().any() if "anomeval" in overall else False
+    chart = "anomeval" if judged else next((m for m in METRIC_PREFERENCE if m in overall), None)
+    table = pd.DataFrame({"model": overall["model"]})
+    ci = _ci_text
+    if judged:
+        table["AnomEval"] = overall["anomeval"]
+        table["AnomEval 95% CI"] = ci(overall, "anomeval")
+    task_wide = by_task.set_index(["model", "task"]) if not by_task.empty else None
+    for task in SCORED_TASKS:
+        if tasks and task.value not in tasks:
+            continue
+        column = chart or "anomeval"
+        if task_wide is None or column not in task_wide:
+            continue
+        rows = task_wide.xs(task.value, level="task") if task.value in task_wide.index.get_level_values(1) else None
+        if rows is None:
+            continue
+        label = f"{task.facet} ({task.value})"
+        aligned = rows.reindex(table["model"])
+        table[label] = aligned[column].to_numpy()
+        table[f"{label} 95% CI"] = ci(aligned.reset_index(), column)
+    for pillar in PILLARS:
+        if judged and pillar in overall:
+            table[pillar.capitalize()] = overall[pillar]
+    metric_cols = [m for m in (*METRIC_PREFERENCE, *sorted(overall.columns)) if m in overall and _is_metric(m)]
+    for metric in dict.fromkeys(metric_cols):
+        table[metric] = overall[metric]
+        table[f"{metric} 95% CI"] = ci(overall, metric)
+    expected = len(_restrict_items(dataset, majors, tasks))
+    table["Questions"] = overall["n_questions"].astype(int)
+    table["Coverage"] = (overall["n_questions"] / expected).round(3) if expected else float("nan")
+    table["Failed answers"] = _failed_answers(predictions, table["model"], dataset, majors, tasks)
+    table["Failed scores"] = overall["n_failed"].astype(int)
+    table["Skipped scores"] = overall["n_skipped"].astype(int)
+
+    per_task = pd.DataFrame(columns=["model", "task", "facet", "mean", "low", "high"])
+    if chart and not by_task.empty and chart in by_task:
+        per_task = by_task[["model", "task", "facet", chart, f"{chart}_lo", f"{chart}_hi"]].rename(
+            columns={chart: "mean", f"{chart}_lo": "low", f"{chart}_hi": "high"}
+        )
+    pillars = overall.melt(id_vars="model", value_vars=[p for p in PILLARS if p in overall], var_name="pillar")
+    if not judged:
+        pillars = pillars.assign(value=float("nan"))
+    first = "AnomEval" if judged else (chart or "model")
+    defaults = ["model", first, f"{first} 95% CI", *(c for c in table.columns if c.endswith(")") and "CI" not in c)]
+    if judged:
+        defaults += ["Basic", "Consistency", "Hallucination"]
+    defaults += [m for m in ("semantic", "rougeL", "bleu4", "meteor") if m in table and m not in defaults]
+    defaults += ["Coverage", "Failed answers", "Failed scores"]
+    note = (
+        f"{'All: failures count 0' if mode == 'all' else 'Valid: failures left out'} · 95% CIs by video bootstrap · "
+        + (
+            ANOMEVAL_LABEL
+            if judged
+            else "No judge scores yet: AnomEval needs ECVA_JUDGE_BASE_URL or "
+            "ECVA_JUDGE_API_KEY; the text metrics are shown."
+        )
+    )
+    return LeaderboardView(
+        table=table.reset_index(drop=True),
+        per_task=per_task.reset_index(drop=True),
+        pillars=pillars,
+        chart_label=measure_label(chart) if chart else "score",
+        default_columns=tuple(dict.fromkeys(c for c in defaults if c in table)),
+        note=note,
+    )
+
+
+def _is_metric(column: str) -> bool:
+    return (
+        column in METRIC_PREFERENCE
+        or column
+        in {
+            "bleu2",
+            "bleu3",
+            "rouge1",
+            "rouge2",
+            "bleurt",
+            "unieval",
+            "judge_logic",
+            "judge_hallucination",
+            "cls_major",
+            "cls_sub",
+            "mIoU",
+        }
+        or column.startswith("R@")
+    )
+
+
+def _ci_text(frame: pd.DataFrame, column: str) -> list[str]:
+    out = []
+    for lo, hi in zip(frame.get(f"{column}_lo", []), frame.get(f"{column}_hi", []), strict=False):
+        out.append("" if lo != lo or hi != hi else f"[{lo:.3f}, {hi:.3f}]")
+    return out or [""] * len(frame)
+
+
+def _restrict_items(dataset: Dataset, majors: Sequence[int], tasks: Sequence[str]) -> list:
+    items = dataset.qa_items(SCORED_TASKS)
+    if tasks:
+        items = [i for i in items if i.task.value in tasks]
+    if majors:
+        cats = video_categories(dataset)
+        keep = set(cats.loc[cats["major"].isin(list(majors)), "video_id"])
+        items = [i for i in items if i.video_id in keep]
+    return items
+
+
+def _failed_answers(
+    predictions: pd.DataFrame | None,
+    models: pd.Series,
+    dataset: Dataset,
+    majors: Sequence[int],
+    tasks: Sequence[str],
+) -> list[int]:
+    if predictions is None or predictions.empty:
+        return [0] * len(models)
+    preds = _restrict(normal_answers(predictions), dataset, majors, tasks)
+    failed = preds[preds["status"] != "ok"].groupby("model").size()
+    return [int(failed.get(m, 0)) for m in models]
+
+
+def filter_leaderboard(
+    view: LeaderboardView,
+    search: str = "",
+    sort: str | None = None,
+    ascending: bool = False,
+    columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The leaderboard table as shown: models matching ``search``, sorted, with the chosen columns."""
+    table = view.table
+    if search.strip():
+        table = table[table["model"].str.contains(search.strip(), case=False, regex=False)]
+    if sort and sort in table:
+        table = table.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
+    keep = ["model", *(c for c in (columns or view.default_columns) if c != "model" and c in table)]
+    return table[keep].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BreakdownView:
+    """Tables for the breakdown page; each is rows x columns ready for a heatmap."""
+
+    task_pillar: pd.DataFrame
+    by_category: pd.DataFrame
+    by_task: pd.DataFrame
+    by_metric: pd.DataFrame
+    metric_label: str
+
+
+def task_label(task: str) -> str:
+    return f"{task} ({FACETS.get(task, 'What')})"
+
+
+def task_of_label(label: str) -> str:
+    """``"Cause (Why)"`` -> ``"Cause"``."""
+    return label.split(" (", 1)[0]
+
+
+def split_model_task(label: str) -> tuple[str, str]:
+    """``"model · Cause (Why)"`` -> ``("model", "Cause")``."""
+    model, _, task = label.rpartition(" · ")
+    return model, task_of_label(task)
+
+
+def breakdown_view(
+    scores: pd.DataFrame, dataset: Dataset, models: Sequence[str], metric: str | None, mode: str = "all"
+) -> BreakdownView:
+    """Per model: task x pillar, ``metric`` per major category and per task, and every metric's mean."""
+    import pandas as pd
+
+    from ecva_core.metrics.aggregate import leaderboard
+
+    chosen = scores[scores["model"].isin(list(models))]
+    metric = metric or default_metric(chosen) or "anomeval"
+    by_task = leaderboard(chosen, by="task", variant=mode, n_boot=0)
+    by_cat = leaderboard(chosen, videos=videos_frame(dataset), by="category", variant=mode, n_boot=0)
+    overall = leaderboard(chosen, variant=mode, n_boot=0)
+    pillar_cols = [c for c in (*PILLARS, "anomeval") if c in by_task and by_task[c].notna().any()]
+    task_pillar = pd.DataFrame()
+    if pillar_cols and not by_task.empty:
+        task_pillar = by_task.assign(row=by_task["model"] + " · " + by_task["task"].map(task_label)).set_index("row")[
+            pillar_cols
+        ]
+        task_pillar.index.name = None
+
+    def wide(frame: pd.DataFrame, rows: str) -> pd.DataFrame:
+        if frame.empty or metric not in frame:
+            return pd.DataFrame()
+        out = frame.pivot_table(index=rows, columns="model", values=metric, aggfunc="mean")
+        out.columns.name = None
+        out.index.name = None
+        return out
+
+    by_task = by_task.assign(task_label=by_task["task"].map(task_label)) if not by_task.empty else by_task
+    metrics = [c for c in overall.columns if _is_metric(c) or c in (*PILLARS, "anomeval")]
+    by_metric = overall.set_index("model")[metrics].dropna(axis=1, how="all") if not overall.empty else overall
+    return BreakdownView(
+        task_pillar=task_pillar,
+        by_category=wide(by_cat, "category_name"),
+        by_task=wide(by_task, "task_label"),
+        by_metric=by_metric,
+        metric_label=measure_label(metric),
+    )
+
+
+@dataclass(frozen=True)
+class CompareView:
+    """Two models paired over their common questions."""
+
+    overall: dict[str, Any]
+    by_task: pd.DataFrame
+    by_category: pd.DataFrame
+    questions: pd.DataFrame
+    metric_label: str
+    note: str
+
+
+def compare_view(
+    scores: pd.DataFrame,
+    dataset: Dataset,
+    model_a: str,
+    model_b: str,
+    metric: str | None = None,
+    mode: str = "all",
+) -> CompareView:
+    """Paired differences A - B with 95% CIs overall, per task and per major category, plus the questions."""
+    import pandas as pd
+
+    from ecva_core.metrics.aggregate import compare_models
+
+    pair = scores[scores["model"].isin([model_a, model_b])]
+    metric = metric or default_metric(pair) or "anomeval"
+
+    def row(group: str, frame: pd.DataFrame) -> dict[str, Any]:
+        res = compare_models(frame, model_a, model_b, measure=metric, variant=mode)
+        return {
+            "group": group,
+            "questions": res["n_questions"],
+            "a": res["mean_a"],
+            "b": res["mean_b"],
+            "diff": res["diff"],
+            "low": res["ci_low"],
+            "high": res["ci_high"],
+            "significant": res["significant"],
+        }
+
+    overall = row("all", pair)
+    overall = {**overall, "ci_low": overall["low"], "ci_high": overall["high"]}
+    by_task = [row(task_label(t.value), pair[pair["task"] == t.value]) for t in SCORED_TASKS]
+    cats = video_categories(dataset)
+    by_cat = []
+    for name, ids in cats.groupby("major_name")["video_id"]:
+        part = pair[pair["video_id"].isin(ids)]
+        if not part.empty:
+            by_cat.append(row(str(name), part))
+    columns = ["group", "questions", "a", "b", "diff", "low", "high", "significant"]
+
+    def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+        out = pd.DataFrame(rows, columns=columns)
+        return out[out["questions"] > 0].reset_index(drop=True)
+
+    questions = paired_question_diffs(pair, model_a, model_b, metric, mode)
+    note = (
+        f"A = {model_a}, B = {model_b} · {measure_label(metric)} · paired over common questions · "
+        "95% CI by video bootstrap · " + ("failures count 0" if mode == "all" else "failures left out")
+    )
+    return CompareView(
+        overall=overall,
+        by_task=frame(by_task),
+        by_category=frame(by_cat),
+        questions=questions,
+        metric_label=measure_label(metric),
+        note=note,
+    )

@@ -1,0 +1,47 @@
+"""ECVA benchmark explorer (Streamlit): ``ecva serve explorer`` or ``streamlit run apps/explorer/app.py``.
+
+Pages live in ``pages/``; each calls ``ecva_core`` for its data and only draws it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apps.explorer import state
+from apps.explorer.ui import guarded
+
+PAGES = [
+    ("pages/leaderboard.py", "Leaderboard", "leaderboard", ":material/leaderboard:"),
+    ("pages/breakdown.py", "Breakdown", "breakdown", ":material/grid_on:"),
+    ("pages/questions.py", "Question explorer", "questions", ":material/quiz:"),
+    ("pages/compare.py", "Compare", "compare", ":material/compare_arrows:"),
+    ("pages/submit.py", "Submit", "submit", ":material/upload_file:"),
+    ("pages/dataset.py", "Dataset", "dataset", ":material/video_library:"),
+]
+
+
+def _sidebar() -> None:
+    ds = state.dataset()
+    st.sidebar.caption(f"Dataset: **{ds.name}**{' (demo)' if ds.is_demo else ''} · {len(ds.records)} videos")
+    st.sidebar.caption(f"Results: `{state.settings().db_path}`")
+
+
+def _start() -> None:
+    with st.spinner("Preparing the dataset and scoring the demo submissions (first start only)..."):
+        state.bootstrap()
+    _sidebar()
+
+
+st.set_page_config(page_title="ECVA explorer", page_icon=":material/travel_explore:", layout="wide")
+st.markdown(
+    "<style>.ecva-answer mark{background:#ffe58a;padding:0 2px;border-radius:2px}</style>",
+    unsafe_allow_html=True,
+)
+page = st.navigation(
+    [
+        st.Page(path, title=title, url_path=url, icon=icon, default=i == 0)
+        for i, (path, title, url, icon) in enumerate(PAGES)
+    ]
+)
+guarded(_start)
+page.run()

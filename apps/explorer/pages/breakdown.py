@@ -1,0 +1,84 @@
+"""Breakdown page: scores per task x pillar, per major category and per metric; a cell opens its questions."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apps.explorer import state
+from apps.explorer.ui import guarded, open_question
+from ecva_core.results import queries
+
+
+def _heatmap(frame, title: str, key: str, zmax: float | None = 1.0):
+    """A heatmap of ``frame`` (rows x columns) whose clicked cell comes back as (row, column)."""
+    import plotly.express as px
+
+    fig = px.imshow(
+        frame,
+        text_auto=".2f",
+        aspect="auto",
+        color_continuous_scale="Viridis",
+        zmin=0,
+        zmax=zmax,
+        labels={"color": "score"},
+    )
+    fig.update_layout(
+        height=max(220, 34 * len(frame) + 90),
+        margin={"l": 0, "r": 0, "t": 30, "b": 0},
+        title_text=title,
+        title_font_size=14,
+    )
+    event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode="points")
+    points = event.selection.points if event and event.selection else []
+    if points:
+        return str(points[0].get("y")), str(points[0].get("x"))
+    return None
+
+
+def render() -> None:
+    scores = state.scores()
+    st.title("Breakdown")
+    models = sorted(scores["model"].unique())
+    if not models:
+        st.info("No model has been scored yet: upload a submission on the Submit page.")
+        return
+    c1, c2, c3 = st.columns([3, 2, 1])
+    chosen = c1.multiselect("Models", models, default=models[: min(3, len(models))], key="bd_models")
+    metric = c2.selectbox("Score for tasks and categories", queries.breakdown_metrics(scores), key="bd_metric")
+    mode = c3.radio("Failures", ["all", "valid"], horizontal=True, key="bd_mode")
+    if not chosen:
+        st.info("Choose at least one model.")
+        return
+    view = state.breakdown(tuple(chosen), metric, mode)
+    clicked = None
+    st.subheader("Task x pillar")
+    if view.task_pillar.empty:
+        st.info("Pillar scores need the judge; the tables below use the offline metrics.")
+    else:
+        clicked = _heatmap(view.task_pillar, "rows: model · task", "bd_tp", zmax=1.0) or clicked
+    st.subheader(f"Per major category ({view.metric_label})")
+    cell = _heatmap(view.by_category, "rows: category, columns: model", "bd_cat", zmax=None)
+    if cell:
+        open_question(models=[cell[1]], majors=[cell[0]])
+    st.subheader(f"Per task ({view.metric_label})")
+    cell = _heatmap(view.by_task, "rows: task, columns: model", "bd_task", zmax=None)
+    if cell:
+        open_question(models=[cell[1]], tasks=[queries.task_of_label(cell[0])])
+    st.subheader("Per metric")
+    st.dataframe(view.by_metric.round(4), width="stretch")
+    if clicked:
+        model, task = queries.split_model_task(clicked[0])
+        open_question(models=[model], tasks=[task])
+    with st.container(border=True):
+        st.markdown("**Open the questions behind a cell**")
+        c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+        model = c1.selectbox("Model", chosen, key="bd_open_model")
+        cats = ["all", *view.by_category.index.astype(str)]
+        cat = c2.selectbox("Category", cats, key="bd_open_cat")
+        tasks = ["all", *(queries.task_of_label(t) for t in view.by_task.index.astype(str))]
+        task = c3.selectbox("Task", tasks, key="bd_open_task")
+        if c4.button("Open", key="bd_open"):
+            open_question(models=[model], majors=[] if cat == "all" else [cat], tasks=[] if task == "all" else [task])
+
+
+guarded(render)

@@ -1,0 +1,154 @@
+"""Leaderboard page: one row per model with AnomEval and text metrics, CIs, coverage, charts, downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apps.explorer import state
+from apps.explorer.ui import guarded, open_question
+from ecva_core.results import queries
+from ecva_core.schema import SCORED_TASKS
+
+
+def _controls(view_columns: list[str], majors: dict[str, int]) -> dict:
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([1.2, 2, 2, 2])
+        mode = c1.radio(
+            "Failures",
+            ["all", "valid"],
+            horizontal=True,
+            key="lb_mode",
+            help="all: a failed answer or judge call counts 0 · valid: failures are left out",
+        )
+        cats = c2.multiselect("Category", sorted(majors), key="lb_majors", placeholder="All categories")
+        tasks = c3.multiselect(
+            "Task",
+            [t.value for t in SCORED_TASKS],
+            key="lb_tasks",
+            placeholder="All tasks",
+            format_func=lambda t: f"{t} ({queries.Task.parse(t).facet})",
+        )
+        search = c4.text_input("Search models", key="lb_search", placeholder="part of a model name")
+        c1, c2, c3 = st.columns([2, 1, 4])
+        sort = c1.selectbox("Sort by", view_columns, key="lb_sort")
+        ascending = c2.toggle("Ascending", key="lb_asc")
+        columns = c3.multiselect("Columns", view_columns, key="lb_columns", placeholder="Default columns")
+    return {
+        "mode": mode,
+        "majors": tuple(majors[c] for c in cats),
+        "tasks": tuple(tasks),
+        "search": search,
+        "sort": sort,
+        "ascending": ascending,
+        "columns": columns,
+    }
+
+
+def _charts(view: queries.LeaderboardView) -> None:
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    left, right = st.columns([3, 2])
+    with left:
+        per_task = view.per_task
+        st.subheader(f"{view.chart_label} per task")
+        if per_task.empty:
+            st.info("No scores to chart yet.")
+        else:
+            fig = px.bar(
+                per_task,
+                x="facet",
+                y="mean",
+                color="model",
+                barmode="group",
+                error_y=per_task["high"] - per_task["mean"],
+                error_y_minus=per_task["mean"] - per_task["low"],
+                labels={"facet": "", "mean": view.chart_label},
+            )
+            fig.update_layout(height=360, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend_title_text="")
+            st.plotly_chart(fig, width="stretch")
+    with right:
+        st.subheader("AnomEval pillars")
+        pillars = view.pillars.dropna(subset=["value"])
+        if pillars.empty:
+            st.info("Pillar scores need the judge (set ECVA_JUDGE_BASE_URL or ECVA_JUDGE_API_KEY and score again).")
+        else:
+            fig = go.Figure()
+            for model, group in pillars.groupby("model", sort=True):
+                fig.add_trace(
+                    go.Scatterpolar(
+                        r=[*group["value"], group["value"].iloc[0]],
+                        theta=[*group["pillar"], group["pillar"].iloc[0]],
+                        name=str(model),
+                        fill="toself",
+                        opacity=0.6,
+                    )
+                )
+            fig.update_layout(
+                height=360, margin={"l": 30, "r": 30, "t": 20, "b": 20}, polar={"radialaxis": {"range": [0, 1]}}
+            )
+            st.plotly_chart(fig, width="stretch")
+
+
+def _column_config(table) -> dict:
+    """Number formats and the help text of the library's columns."""
+    config = {}
+    for column in table.columns:
+        help_text = queries.LEADERBOARD_HELP.get(column)
+        if column in ("model",) or column.endswith("CI"):
+            config[column] = st.column_config.TextColumn(column, help=help_text)
+        elif column in ("Questions", "Failed answers", "Failed scores", "Skipped scores"):
+            config[column] = st.column_config.NumberColumn(column, help=help_text, format="%d")
+        else:
+            config[column] = st.column_config.NumberColumn(column, help=help_text, format="%.3f")
+    return config
+
+
+def render() -> None:
+    ds = state.dataset()
+    scores = state.scores()
+    st.title("Leaderboard")
+    if scores.empty:
+        st.info("No model has been scored yet: upload a submission on the Submit page.")
+        st.page_link("pages/submit.py", label="Submit a model", icon=":material/upload_file:")
+        return
+    cats = queries.video_categories(ds)
+    majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))
+    base = state.leaderboard("all", (), ())
+    opts = _controls(list(base.table.columns), majors)
+    view = state.leaderboard(opts["mode"], opts["majors"], opts["tasks"])
+    table = queries.filter_leaderboard(view, opts["search"], opts["sort"], opts["ascending"], opts["columns"])
+    st.caption(view.note)
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        key="lb_table",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config=_column_config(table),
+    )
+    picked = [table.iloc[i]["model"] for i in event.selection.rows] if event and event.selection.rows else []
+    c1, c2, c3 = st.columns([2, 1, 1])
+    model = (
+        c1.selectbox(
+            "Model",
+            list(table["model"]),
+            index=0 if table.empty or not picked else list(table["model"]).index(picked[0]),
+            key="lb_model",
+        )
+        if not table.empty
+        else None
+    )
+    if model and c1.button("Open its questions", key="lb_open"):
+        first = queries.first_question(ds, scores, model)
+        if first:
+            open_question(first[0], first[1], [model])
+    c2.download_button("Download CSV", table.to_csv(index=False).encode(), "leaderboard.csv", "text/csv")
+    c3.download_button(
+        "Download JSON", table.to_json(orient="records", indent=1).encode(), "leaderboard.json", "application/json"
+    )
+    _charts(view)
+
+
+guarded(render)

@@ -1,0 +1,201 @@
+"""Question explorer: filter questions, then see the clip, the expert answers and every model's answer."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from apps.explorer import media, state
+from apps.explorer.ui import OPEN_MAJORS, OPEN_MODELS, OPEN_TASK, OPEN_TASKS, OPEN_VIDEO, escaped_with_marks, guarded
+from ecva_core.errors import EcvaError
+from ecva_core.results import queries
+from ecva_core.schema import SCORED_TASKS
+
+PICK = "qx_pick"
+
+
+def _filters(scores, ds) -> queries.QuestionFilter:
+    models = sorted(scores["model"].unique())
+    cats = queries.video_categories(ds)
+    majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))
+    _preset("qx_models", st.session_state.pop(OPEN_MODELS, None), models)
+    _preset("qx_majors", st.session_state.pop(OPEN_MAJORS, None), majors)
+    _preset("qx_tasks", st.session_state.pop(OPEN_TASKS, None), [t.value for t in SCORED_TASKS])
+    metrics = queries.available_metrics(scores)
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
+        chosen_models = c1.multiselect("Models", models, key="qx_models", placeholder="All models")
+        metric = c2.selectbox("Score", metrics, key="qx_metric") if metrics else None
+        chosen_majors = c3.multiselect("Category", sorted(majors), key="qx_majors", placeholder="All")
+        tasks = c4.multiselect(
+            "Task",
+            [t.value for t in SCORED_TASKS],
+            format_func=lambda t: f"{t} ({queries.Task.parse(t).facet})",
+            key="qx_tasks",
+            placeholder="All tasks",
+        )
+        c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
+        low, high = c1.slider("Mean score between", 0.0, 1.0, (0.0, 1.0), step=0.05, key="qx_range")
+        failures = c2.checkbox("Only failures", key="qx_failures")
+        disagree = c3.slider("Models disagree by at least", 0.0, 1.0, 0.0, step=0.05, key="qx_disagree")
+        search = c4.text_input("Search in answers", key="qx_search", placeholder="words in a model's answer")
+    return queries.QuestionFilter(
+        metric=metric,
+        models=tuple(chosen_models),
+        majors=tuple(majors[m] for m in chosen_majors),
+        tasks=tuple(tasks),
+        score_min=low if low > 0 else None,
+        score_max=high if high < 1 else None,
+        failures_only=failures,
+        disagree_min=disagree if disagree > 0 else None,
+        search=search,
+    )
+
+
+def _preset(key: str, values: list[str] | None, allowed) -> None:
+    """Apply filters another page asked for (only known values; nothing when it asked for none)."""
+    if values:
+        st.session_state[key] = [v for v in values if v in allowed]
+
+
+def _pick_from_table() -> None:
+    rows = st.session_state["qx_table"].selection.rows
+    keys = st.session_state.get("qx_keys", [])
+    if rows and rows[0] < len(keys):
+        st.session_state[PICK] = keys[rows[0]]
+
+
+def _label(key: str) -> str:
+    vid, task = key.split("|", 1)
+    return f"video {vid} · {task} ({queries.Task.parse(task).facet})"
+
+
+def _clip(ds, vid: str) -> None:
+    import plotly.graph_objects as go
+
+    path = ds.video_path(vid)
+    start = queries.first_moment_start(ds, vid)
+    if path is None:
+        st.info(f"The video file for {vid} is not available in this dataset folder.")
+    else:
+        try:
+            st.video(media.preview_path(str(path)), start_time=int(start))
+        except EcvaError as exc:
+            st.warning(str(exc))
+    moments = queries.moments_frame(ds, vid)
+    if moments.empty:
+        st.caption("No annotated moments.")
+        return
+    record = ds.records[vid]
+    fig = go.Figure(
+        go.Bar(
+            x=moments["end"] - moments["start"],
+            base=moments["start"],
+            y=["moments"] * len(moments),
+            orientation="h",
+            text=moments["moment"].map(lambda m: f"#{m}"),
+            hovertext=moments["description"],
+            marker_color="#d62728",
+        )
+    )
+    fig.update_layout(
+        height=130,
+        margin={"l": 0, "r": 0, "t": 20, "b": 0},
+        showlegend=False,
+        xaxis_title="seconds",
+        title_text="Anomaly moments",
+        title_font_size=13,
+    )
+    if record.duration:
+        fig.update_xaxes(range=[0, record.duration])
+    st.plotly_chart(fig, width="stretch")
+
+
+def _expert(ds, vid: str) -> list[str]:
+    record = ds.records[vid]
+    cat = record.annotation.category
+    from ecva_core.taxonomy import category_name
+
+    st.markdown(f"**Category:** {category_name(cat) if cat else 'not parsed'} (`{cat.code if cat else '?'}`)")
+    phrases = list(record.annotation.key_phrases)
+    answers = queries.expert_answers(ds, vid)
+    for task in SCORED_TASKS:
+        st.markdown(f"**Expert {task.facet} ({task.value})**")
+        escaped_with_marks(answers[task.value], phrases)
+    st.markdown("**Key phrases**")
+    st.text(" · ".join(p for p in phrases if p) or "(none)")
+    return phrases
+
+
+def _answers(scores, preds, vid: str, task: str, phrases: list[str], models: list[str]) -> None:
+    answers = [a for a in queries.question_answers(scores, preds, vid, task) if not models or a["model"] in models]
+    if not answers:
+        st.info("No model answered this question yet.")
+        return
+    st.subheader("Model answers")
+    per_row = min(3, len(answers))
+    for start in range(0, len(answers), per_row):
+        cols = st.columns(per_row)
+        for col, answer in zip(cols, answers[start : start + per_row], strict=False):
+            with col, st.container(border=True):
+                title = answer["model"] + (f" · probe: {answer['probe']}" if answer["probe"] else "")
+                st.markdown(f"**{_md_escape(title)}**")
+                if answer["status"] and answer["status"] != "ok":
+                    st.error(f"prediction {answer['status']}")
+                escaped_with_marks(answer["output"] or "(no answer)", phrases)
+                found = queries.phrases_found(answer["output"], phrases)
+                st.caption(f"key phrases found: {len(found)}/{len([p for p in phrases if p])}")
+                import pandas as pd
+
+                table = pd.DataFrame(answer["scores"], columns=["metric", "value", "status", "reason"])
+                st.dataframe(table, hide_index=True, width="stretch")
+
+
+def _md_escape(text: str) -> str:
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
+
+
+def render() -> None:
+    ds = state.dataset()
+    scores = state.scores()
+    preds = state.predictions()
+    st.title("Question explorer")
+    opened = st.session_state.pop(OPEN_VIDEO, None)
+    opened_task = st.session_state.pop(OPEN_TASK, None)
+    flt = _filters(scores, ds)
+    if opened and opened in ds.records:
+        st.session_state[PICK] = f"{opened}|{opened_task or SCORED_TASKS[0].value}"
+    rows = queries.question_rows(ds, scores, preds, flt)
+    keys = (rows["video_id"] + "|" + rows["task"]).tolist()
+    st.session_state["qx_keys"] = keys
+    st.caption(f"{len(rows)} questions match · score shown: {flt.metric or 'none yet'}")
+    st.dataframe(
+        rows.round(3),
+        hide_index=True,
+        width="stretch",
+        height=260,
+        key="qx_table",
+        on_select=_pick_from_table,
+        selection_mode="single-row",
+    )
+    pick = st.session_state.get(PICK)
+    if pick and pick not in keys:
+        keys = [pick, *keys]
+    if not keys:
+        st.info("No question matches these filters.")
+        return
+    if PICK not in st.session_state or st.session_state[PICK] not in keys:
+        st.session_state[PICK] = keys[0]
+    key = st.selectbox("Question", keys, format_func=_label, key=PICK)
+    vid, task = key.split("|", 1)
+    st.divider()
+    left, right = st.columns([3, 2])
+    with left:
+        _clip(ds, vid)
+    with right:
+        phrases = _expert(ds, vid)
+    _answers(scores, preds, vid, task, phrases, list(flt.models))
+
+
+guarded(render)

@@ -1,0 +1,154 @@
+"""Cached loaders for the explorer: one dataset and one scores frame per database version.
+
+Reads are cached with ``st.cache_data`` keyed on the database path and ``ResultsDB.data_version()``,
+so a newly scored model shows up on the next rerun without restarting the app, and nothing is
+recomputed while the database is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from ecva_core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ecva_core.dataset import Dataset
+    from ecva_core.results import queries
+    from ecva_core.results.db import ResultsDB
+
+log = logging.getLogger("ecva.explorer")
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def _dataset(data: str | None, demo_dir: str) -> Dataset:
+    from ecva_core.dataset import load_dataset
+
+    return load_dataset(Path(data) if data else None)
+
+
+def dataset() -> Dataset:
+    """The configured dataset (``ECVA_DATA``), else the demo dataset, generated on first use."""
+    s = settings()
+    return _dataset(str(s.data) if s.data else None, str(s.demo_dir))
+
+
+def open_db() -> ResultsDB:
+    """A connection to the results database (opened per use: SQLite connections stay in their thread)."""
+    from ecva_core.results.db import ResultsDB
+
+    path = settings().db_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ResultsDB(path)
+
+
+def version() -> int:
+    """The database's change counter: the cache key of every read below."""
+    return int(open_db().data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _scores(db_path: str, data_version: int) -> pd.DataFrame:
+    return open_db().scores_frame()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _predictions(db_path: str, data_version: int) -> pd.DataFrame:
+    return open_db().predictions_frame()
+
+
+def scores() -> pd.DataFrame:
+    """Every stored score (cached until the database changes)."""
+    return _scores(str(settings().db_path), version())
+
+
+def predictions() -> pd.DataFrame:
+    """Every stored prediction (cached until the database changes)."""
+    return _predictions(str(settings().db_path), version())
+
+
+def models() -> list[str]:
+    """Model names in the database, sorted."""
+    return sorted(scores()["model"].unique())
+
+
+@st.cache_resource(show_spinner=False)
+def _bootstrap(data: str | None, db_path: str) -> list[str]:
+    from ecva_core.results.scoring import score_submission
+
+    ds = dataset()
+    db = open_db()
+    if not ds.is_demo or db.models():
+        return []
+    scored = []
+    for path in sorted((ds.root / "submissions").glob("*.json")):
+        log.info("scoring demo submission %s", path.name)
+        score_submission(path, path.stem, ds, db)
+        scored.append(path.stem)
+    return scored
+
+
+def bootstrap() -> list[str]:
+    """Demo by default: with no dataset configured and an empty database, score the demo submissions."""
+    s = settings()
+    return _bootstrap(str(s.data) if s.data else None, str(s.db_path))
+
+
+def _key() -> tuple[str, int, str]:
+    return str(settings().db_path), version(), dataset().fingerprint
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _leaderboard(key: tuple[str, int, str], mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]):
+    from ecva_core.results.queries import leaderboard_view
+
+    return leaderboard_view(scores(), dataset(), mode=mode, majors=majors, tasks=tasks, predictions=predictions())
+
+
+def leaderboard(mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]) -> queries.LeaderboardView:
+    """The leaderboard view for these filters (cached until the database changes)."""
+    return _leaderboard(_key(), mode, majors, tasks)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _breakdown(key: tuple[str, int, str], models: tuple[str, ...], metric: str, mode: str):
+    from ecva_core.results.queries import breakdown_view
+
+    return breakdown_view(scores(), dataset(), models=models, metric=metric, mode=mode)
+
+
+def breakdown(models: tuple[str, ...], metric: str, mode: str) -> queries.BreakdownView:
+    return _breakdown(_key(), models, metric, mode)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _compare(key: tuple[str, int, str], a: str, b: str, metric: str, mode: str):
+    from ecva_core.results.queries import compare_view
+
+    return compare_view(scores(), dataset(), a, b, metric=metric, mode=mode)
+
+
+def compare(a: str, b: str, metric: str, mode: str) -> queries.CompareView:
+    return _compare(_key(), a, b, metric, mode)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _durations(fingerprint: str, data: str | None):
+    from ecva_core.results.queries import durations_frame
+
+    return durations_frame(dataset())
+
+
+def durations() -> pd.DataFrame:
+    """Clip durations and moment lengths (probing video files is slow, so this is cached per dataset)."""
+    s = settings()
+    return _durations(dataset().fingerprint, str(s.data) if s.data else None)

@@ -1,0 +1,69 @@
+"""Small rendering helpers shared by the explorer's pages: the error guard and escaped text blocks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import streamlit as st
+
+from ecva_core.errors import EcvaError
+from ecva_core.results.queries import highlight_html
+
+log = logging.getLogger("ecva.explorer")
+
+# Keys in st.session_state that one page sets to open another on a given question or model.
+OPEN_VIDEO = "open_video"
+OPEN_TASK = "open_task"
+OPEN_MODELS = "open_models"
+OPEN_MAJORS = "open_majors"
+OPEN_TASKS = "open_tasks"
+
+
+def guarded(render: Callable[[], None]) -> None:
+    """Run a page body; user errors become their message, anything else a generic note (never a traceback)."""
+    try:
+        render()
+    except EcvaError as exc:
+        st.error(str(exc))
+    except Exception:
+        log.exception("explorer page failed")
+        st.error("Something went wrong while drawing this page; the details are in the server log.")
+
+
+def escaped_with_marks(text: str, phrases: Iterable[str]) -> None:
+    """Show untrusted text with key phrases marked: every character is HTML-escaped before marking."""
+    st.markdown(
+        f"<div class='ecva-answer'>{highlight_html(text, phrases)}</div>",
+        unsafe_allow_html=True,
+    )
+
+
+def plain(text: str) -> None:
+    """Show untrusted text literally (no Markdown, no HTML)."""
+    st.text(text)
+
+
+def open_question(
+    video_id: str | None = None,
+    task: str | None = None,
+    models: Iterable[str] = (),
+    majors: Iterable[str] = (),
+    tasks: Iterable[str] = (),
+) -> None:
+    """Switch to the question explorer on a question, or with filters (models, categories, tasks) preset."""
+    st.session_state[OPEN_VIDEO] = video_id
+    st.session_state[OPEN_TASK] = task
+    st.session_state[OPEN_MODELS] = list(models)
+    st.session_state[OPEN_MAJORS] = list(majors)
+    st.session_state[OPEN_TASKS] = list(tasks)
+    st.switch_page("pages/questions.py")
+
+
+def fmt_ci(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    """``0.512 [0.47, 0.55]``, or an em dash when there is no value."""
+    if mean is None or mean != mean:
+        return "—"
+    if low is None or high is None or low != low or high != high:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits - 1}f}, {high:.{digits - 1}f}]"

@@ -1,0 +1,212 @@
+"""The explorer's pages through Streamlit's AppTest, on the demo dataset with its three scored submissions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from apps.explorer.upload import stage_upload
+from ecva_core.config import get_settings
+from ecva_core.errors import SubmissionError
+from ecva_core.results.queries import highlight_html
+
+APP = str(Path(__file__).resolve().parents[1] / "apps" / "explorer" / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def scored_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The demo dataset and a results DB holding its three demo submissions (built once per module)."""
+    from ecva_core.dataset import load_dataset
+    from ecva_core.dataset.demo import ensure_demo
+    from ecva_core.results.db import ResultsDB
+    from ecva_core.results.scoring import score_submission
+
+    root = tmp_path_factory.mktemp("explorer")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ECVA_HOME", str(root / "home"))
+        demo = ensure_demo(root / "demo")
+        ds = load_dataset(demo)
+        db = ResultsDB(root / "template.db")
+        for path in sorted((demo / "submissions").glob("*.json")):
+            score_submission(path, path.stem, ds, db)
+    return demo, root / "template.db"
+
+
+@pytest.fixture
+def app_env(scored_demo: tuple[Path, Path], isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the app at the demo data and a private copy of the scored DB."""
+    demo, template = scored_demo
+    db = isolated_home / "results.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, db)
+    monkeypatch.setenv("ECVA_DATA", str(demo))
+    monkeypatch.setenv("ECVA_DB", str(db))
+    return demo
+
+
+def _app():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    return at.run()
+
+
+def _errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.text]
+    return "\n".join(str(p) for p in parts)
+
+
+def _table(at, index: int = 0):
+    return at.dataframe[index].value
+
+
+def _models(demo: Path) -> list[str]:
+    return sorted(p.stem for p in (demo / "submissions").glob("*.json"))
+
+
+def test_leaderboard_lists_models_and_filters_change_it(app_env: Path) -> None:
+    at = _app()
+    assert not at.exception and not _errors(at)
+    table = _table(at)
+    assert sorted(table["model"]) == _models(app_env)
+    first = _models(app_env)[0]
+    at.text_input(key="lb_search").set_value(first).run()
+    assert list(_table(at)["model"]) == [first]
+    at.text_input(key="lb_search").set_value("").run()
+    before = _table(at).set_index("model")
+    at.multiselect(key="lb_tasks").set_value(["Cause"]).run()
+    after = _table(at).set_index("model")
+    assert not before.equals(after)
+    at.radio(key="lb_mode").set_value("valid").run()
+    assert not _errors(at) and not at.exception
+    assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON"}
+
+
+def test_leaderboard_opens_the_question_explorer_for_a_model(app_env: Path) -> None:
+    at = _app()
+    model = _models(app_env)[1]
+    at.selectbox(key="lb_model").set_value(model).run()
+    at.button(key="lb_open").click().run()
+    assert at.title[0].value == "Question explorer"
+    assert at.multiselect(key="qx_models").value == [model]
+
+
+def test_breakdown_shows_tables_and_opens_questions(app_env: Path) -> None:
+    at = _app()
+    at.switch_page("pages/breakdown.py").run()
+    assert not at.exception and not _errors(at)
+    assert at.title[0].value == "Breakdown"
+    assert len(at.dataframe) >= 1
+    cats = at.selectbox(key="bd_open_cat").options
+    assert len(cats) >= 2
+    at.selectbox(key="bd_open_cat").set_value(cats[1]).run()
+    at.button(key="bd_open").click().run()
+    assert at.title[0].value == "Question explorer"
+    assert at.multiselect(key="qx_majors").value == [cats[1]]
+
+
+def test_question_explorer_filters_and_shows_answers(app_env: Path) -> None:
+    at = _app()
+    at.switch_page("pages/questions.py").run()
+    assert not at.exception and not _errors(at)
+    total = len(_table(at))
+    assert total > 0
+    at.multiselect(key="qx_tasks").set_value(["Result"]).run()
+    only_result = _table(at)
+    assert 0 < len(only_result) < total and set(only_result["task"]) == {"Result"}
+    at.multiselect(key="qx_tasks").set_value([]).run()
+    at.checkbox(key="qx_failures").check().run()
+    failures = _table(at)
+    assert len(failures) < total and (failures["failures"] > 0).all()
+    at.checkbox(key="qx_failures").uncheck().run()
+    at.text_input(key="qx_search").set_value("zzzz-no-such-answer").run()
+    assert len(_table(at)) == 0
+    at.text_input(key="qx_search").set_value("").run()
+    text = _texts(at)
+    assert "Expert What (Description)" in text and "Key phrases" in text
+    assert "Model answers" in [s.value for s in at.subheader]
+
+
+def test_compare_two_models(app_env: Path) -> None:
+    at = _app()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and not _errors(at)
+    labels = {m.label for m in at.metric}
+    assert "Common questions" in labels
+    models = _models(app_env)
+    at.selectbox(key="cmp_b").set_value(models[0]).run()
+    at.selectbox(key="cmp_a").set_value(models[0]).run()
+    assert any("two different models" in w.value for w in at.warning)
+
+
+def test_dataset_page_counts_and_grid_opens_questions(app_env: Path) -> None:
+    at = _app()
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception and not _errors(at)
+    values = {m.label: m.value for m in at.metric}
+    assert int(values["Videos"]) >= 12
+    open_buttons = [b for b in at.button if b.key and b.key.startswith("ds_open_")]
+    assert open_buttons
+    vid = open_buttons[0].key.removeprefix("ds_open_")
+    open_buttons[0].click().run()
+    assert at.title[0].value == "Question explorer"
+    assert at.selectbox(key="qx_pick").value.startswith(f"{vid}|")
+
+
+def test_submit_rejects_a_bad_file_with_its_row(app_env: Path) -> None:
+    at = _app()
+    at.switch_page("pages/submit.py").run()
+    bad = json.dumps([{"video_file": "00001.mp4", "output": 5, "task_type": "Description"}]).encode()
+    at.file_uploader(key="sub_file").set_value(("bad.json", bad, "application/json")).run()
+    assert not at.exception
+    errors = _errors(at)
+    assert errors and "rejected" in errors[0]
+    problems = _table(at)
+    assert 1 in set(problems["row"])
+    at.file_uploader(key="sub_file").set_value(("broken.json", b"{not json", "application/json")).run()
+    assert _errors(at) and not at.exception
+
+
+def test_submit_scores_a_good_file_onto_the_leaderboard_once(app_env: Path) -> None:
+    rows = json.loads(next((app_env / "submissions").glob("*.json")).read_text())
+    rows[0]["output"] = "<script>alert('x')</script> " + str(rows[0]["output"])
+    data = json.dumps(rows).encode()
+    at = _app()
+    at.switch_page("pages/submit.py").run()
+    at.text_input(key="sub_model").set_value("Uploaded-VLM").run()
+    at.file_uploader(key="sub_file").set_value(("my answers.json", data, "application/json")).run()
+    assert not _errors(at), _errors(at)
+    at.button(key="sub_score").click().run()
+    assert not _errors(at) and not at.exception
+    assert any("Uploaded-VLM" in s.value for s in at.success)
+    at.switch_page("pages/leaderboard.py").run()
+    assert "Uploaded-VLM" in set(_table(at)["model"])
+    at.switch_page("pages/submit.py").run()
+    at.file_uploader(key="sub_file").set_value(("again.json", data, "application/json")).run()
+    assert any("already scored" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "sub_score"]
+
+
+def test_untrusted_text_is_escaped_before_marking() -> None:
+    out = highlight_html("<img src=x onerror=alert(1)> the Car hit", ["car hit", "<img"])
+    assert "<img" not in out and "&lt;" in out
+    assert "<mark>Car hit</mark>" in out
+
+
+def test_upload_names_never_choose_the_path(isolated_home: Path) -> None:
+    settings = get_settings()
+    path, digest = stage_upload(b"[]", "../../etc/passwd.json", settings)
+    assert path.parent == settings.cache_dir / "uploads" and path.name.startswith(digest[:32])
+    with pytest.raises(SubmissionError, match="accepted submission type"):
+        stage_upload(b"[]", "answers.exe", settings)
+    big = b"[" + b" " * (int(settings.max_submission_mb * 1024 * 1024) + 1) + b"]"
+    with pytest.raises(SubmissionError, match="MB limit"):
+        stage_upload(big, "answers.json", settings)
