@@ -76,12 +76,15 @@ class _Bar:
 @click.option("--probe", default=None, is_flag=False, flag_value="no_keyframes",
               help="Mark every answer as a probe answer (given with key frames removed); default no_keyframes.")
 @click.option("--judge/--no-judge", default=None, help="Run the AnomEval judge (default: when one is configured).")
+@click.option("--metric", "metrics", multiple=True,
+              help="Text metric(s) to compute (default: every one available; see the README's metric table).")
 @common(data_option, db_option, json_option)
-def score(file: Path, model: str, task: str | None, probe: str | None, judge: bool | None, data_path: Path | None,
-          db_path: Path | None, as_json: bool) -> None:
+def score(file: Path, model: str, task: str | None, probe: str | None, judge: bool | None, metrics: tuple[str, ...],
+          data_path: Path | None, db_path: Path | None, as_json: bool) -> None:
     """Validate, store and score a submission FILE (JSON list, JSON Lines or CSV)."""
     from ecva_core.dataset import load_dataset
     from ecva_core.errors import SubmissionError
+    from ecva_core.metrics.text import TEXT_METRICS
     from ecva_core.results.scoring import score_submission
     from ecva_core.schema import Task
 
@@ -89,12 +92,16 @@ def score(file: Path, model: str, task: str | None, probe: str | None, judge: bo
         task_value = Task.parse(task) if task else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--task") from None
+    unknown = [m for m in metrics if m not in TEXT_METRICS]
+    if unknown:
+        raise click.BadParameter(f"unknown text metric(s) {', '.join(unknown)}; known: {', '.join(TEXT_METRICS)}",
+                                 param_hint="--metric")
     dataset = load_dataset(data_path)
     db = _open_db(db_path)
     with _Bar() as bar:
         try:
             summary = score_submission(file, model, dataset, db, task=task_value, probe=probe, judge=judge,
-                                       progress=bar)
+                                       progress=bar, metrics=list(metrics) or None)
         except SubmissionError:
             bar.progress.stop()
             raise

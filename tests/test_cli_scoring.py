@@ -1,0 +1,116 @@
+"""``ecva score / leaderboard / compare / results`` through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.submissions.tiny import answer_rows, write_tiny_annotations
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ("--metric", "bleu4", "--metric", "rougeL")
+
+
+def ecva(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "ecva_core.cli.main", *args], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ}, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> dict[str, str]:
+    annotations = write_tiny_annotations(tmp_path / "tiny")
+    good, poor = tmp_path / "good.json", tmp_path / "poor.json"
+    rows = answer_rows()
+    rows[0]["output"] = "ERROR"
+    good.write_text(json.dumps(rows), encoding="utf-8")
+    poor.write_text(json.dumps(answer_rows(quality="poor")), encoding="utf-8")
+    return {"data": str(annotations), "db": str(tmp_path / "r.db"), "good": str(good), "poor": str(poor)}
+
+
+def test_score_json_is_one_object_with_scores_coverage_and_judge_status(tiny: dict[str, str]) -> None:
+    proc = ecva("score", tiny["good"], "--model", "good", "--data", tiny["data"], "--db", tiny["db"], "--json", *FAST)
+    summary = json.loads(proc.stdout)  # exactly one JSON document on stdout
+    assert proc.stdout.count("\n") == 1
+    assert summary["judge"]["status"] == "no judge configured"
+    assert summary["coverage"]["matched"] == 18 and summary["coverage"]["failed"] == 1
+    assert set(summary["tasks"]) == {"Description", "Cause", "Result"}
+    assert summary["overall"]["bleu4"] is not None and summary["failures"]["failed_answer_scores"] > 0
+    assert "text" in proc.stderr  # the progress bar went to stderr
+
+
+def test_score_table_leaderboard_compare(tiny: dict[str, str]) -> None:
+    human = ecva("score", tiny["good"], "--model", "good", "--data", tiny["data"], "--db", tiny["db"], *FAST)
+    assert "no judge configured" in human.stdout and "rougeL" in human.stdout and "Coverage: 18 of 18" in human.stdout
+    ecva("score", tiny["poor"], "--model", "poor", "--data", tiny["data"], "--db", tiny["db"], *FAST)
+    board = json.loads(ecva("leaderboard", "--by", "task", "--db", tiny["db"], "--json").stdout)
+    assert {(r["model"], r["task"]) for r in board["rows"]} >= {("good", "Cause"), ("poor", "Result")}
+    assert board["notes"] == ["judge metrics: no judge configured"]
+    text = ecva("leaderboard", "--by", "model", "--variant", "valid", "--db", tiny["db"]).stdout
+    assert "good" in text and "poor" in text and "[" in text
+    by_cat = json.loads(ecva("leaderboard", "--by", "category", "--data", tiny["data"], "--db", tiny["db"],
+                             "--json").stdout)
+    assert {r["category_name"] for r in by_cat["rows"]} == {
+        "Fighting", "Animals Hurting People", "Water Incidents", "Vandalism", "Traffic Accidents", "Theft"}
+    cmp = json.loads(ecva("compare", "good", "poor", "--db", tiny["db"], "--json").stdout)
+    rouge = cmp["measures"]["rougeL"]
+    assert rouge["n_questions"] == 18 and rouge["diff"] > 0 and rouge["significant"]
+    assert "significant" in ecva("compare", "good", "poor", "--db", tiny["db"]).stdout
+
+
+def test_results_export_import_round_trip(tiny: dict[str, str], tmp_path: Path) -> None:
+    ecva("score", tiny["good"], "--model", "good", "--data", tiny["data"], "--db", tiny["db"], *FAST)
+    for fmt in ("json", "csv"):
+        out = tmp_path / f"good.{fmt}"
+        exported = json.loads(ecva("results", "export", "good", "--format", fmt, "--out", str(out), "--db",
+                                   tiny["db"], "--json").stdout)
+        target = str(tmp_path / f"copy-{fmt}.db")
+        imported = json.loads(ecva("results", "import", str(out), "--db", target, "--json").stdout)
+        assert imported["scores"] == exported["scores"] > 0
+        board = json.loads(ecva("leaderboard", "--by", "model", "--db", target, "--json").stdout)
+        assert [r["model"] for r in board["rows"]] == ["good"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tests/submissions/malformed/output_number.json"], "row 2, field 'output'"),
+        (["tests/submissions/malformed/truncated.json"], "not valid JSON"),
+        (["does-not-exist.json"], "file not found"),
+    ],
+)
+def test_bad_file_exits_1_with_a_clean_message(tiny: dict[str, str], args: list[str], message: str) -> None:
+    proc = ecva("score", *args, "--model", "m", "--data", tiny["data"], "--db", tiny["db"], *FAST, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_usage_errors_and_unknown_models(tiny: dict[str, str]) -> None:
+    assert ecva("score", tiny["good"], "--data", tiny["data"], check=False).returncode == 2  # no --model
+    bad_metric = ecva("score", tiny["good"], "--model", "m", "--metric", "cider", "--data", tiny["data"], check=False)
+    assert bad_metric.returncode == 2 and "unknown text metric" in bad_metric.stderr
+    bad_task = ecva("score", tiny["good"], "--model", "m", "--task", "poem", "--data", tiny["data"], check=False)
+    assert bad_task.returncode == 2 and "unknown task type" in bad_task.stderr
+    unknown = ecva("compare", "a", "b", "--db", tiny["db"], check=False)
+    assert unknown.returncode == 1 and "no model named 'a'" in unknown.stderr
+    empty = ecva("leaderboard", "--db", tiny["db"])
+    assert "No results yet" in empty.stdout
+
+
+@pytest.mark.slow
+def test_out_of_the_box_demo_scores_text_metrics_without_a_judge() -> None:
+    demo = json.loads(ecva("data", "demo", "--json").stdout)
+    strong = next(p for p in demo["submissions"] if "strong" in p)
+    summary = json.loads(ecva("score", strong, "--model", "demo-strong", "--json").stdout)
+    assert summary["judge"]["status"] == "no judge configured"
+    assert summary["overall"]["semantic"] is not None and summary["overall"]["bleu4"] is not None
+    assert summary["coverage"]["probe_rows"] > 0 and summary["coverage"]["missing"] == 0
+    table = ecva("leaderboard").stdout
+    assert "demo-strong" in table
