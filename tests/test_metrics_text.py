@@ -134,6 +134,7 @@ def test_reference_embeddings_are_cached_per_dataset(embedding_model, monkeypatc
 
 
 def _tiny_bleurt(path: Path) -> Path:
+    import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     words = sorted(set(lexical.bleu_tokens(f"{REF} {LONG} fire factory burning")))
@@ -143,8 +144,9 @@ def _tiny_bleurt(path: Path) -> Path:
     BertTokenizer(str(path / "vocab.txt")).save_pretrained(path)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64, num_labels=1,
+        intermediate_size=32, max_position_embeddings=64, num_labels=1, initializer_range=0.5,
     )  # fmt: skip
+    torch.manual_seed(0)
     BertForSequenceClassification(config).eval().save_pretrained(path)
     return path
 
@@ -162,8 +164,8 @@ def test_bleurt_from_a_configured_checkpoint(tmp_path: Path):
     with torch.no_grad():
         ref_first = model(**tokenizer([REF], [LONG], return_tensors="pt")).logits[0, 0].item()
         cand_first = model(**tokenizer([LONG], [REF], return_tensors="pt")).logits[0, 0].item()
-    assert values[0] == pytest.approx(ref_first, abs=1e-5)
-    assert values[0] != pytest.approx(cand_first, abs=1e-5)
+    assert values[0] == pytest.approx(ref_first, abs=1e-4)
+    assert abs(ref_first - cand_first) > 1e-3, "segment order must matter for the check to mean anything"
 
 
 def test_bleurt_checkpoint_of_the_wrong_kind_is_reported(tmp_path: Path):
@@ -177,6 +179,7 @@ def test_bleurt_checkpoint_of_the_wrong_kind_is_reported(tmp_path: Path):
 
 
 def _tiny_unieval(path: Path) -> Path:
+    import torch
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import Whitespace
@@ -196,6 +199,7 @@ def _tiny_unieval(path: Path) -> Path:
         vocab_size=len(vocab), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
     )  # fmt: skip
+    torch.manual_seed(0)
     T5ForConditionalGeneration(config).eval().save_pretrained(path)
     return path
 
