@@ -297,11 +297,13 @@ def compare_models(
             if column not in side.columns:
                 side[column] = np.nan
     a, b = a.loc[common, columns], b.loc[common, columns]
+    both = (a.notna().to_numpy() & b.notna().to_numpy()).any(axis=1)  # questions both models have
+    a, b, common = a[both], b[both], common[both]
     mask = a.notna().to_numpy() & b.notna().to_numpy()
     result: dict[str, Any] = {
         "measure": measure, "model_a": model_a, "model_b": model_b, "variant": variant, "n_boot": n_boot,
-        "n_questions": int(mask.any(axis=1).sum()),
-        "n_videos": len(set(common[mask.any(axis=1)].get_level_values("video_id"))),
+        "n_questions": int(both.sum()),
+        "n_videos": len(set(common.get_level_values("video_id"))),
     }  # fmt: skip
     if result["n_questions"] == 0:
         nan = float("nan")

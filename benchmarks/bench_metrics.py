@@ -1,0 +1,164 @@
+"""Text metrics on 6,720 real answer/reference pairs on 2 CPU threads, against naive baselines.
+
+Pairs: every non-ERROR answer in ../shared/ecva/model_outputs (VideoLLaMA2 and VideoLLaMA v1, the
+three scored tasks) with its expert answer, joined by (video id, task), repeated to 6,720 (the
+size of ECVA). Baselines, run in the same process:
+
+- BLEU/ROUGE: the official scripts' per-pair loop (nltk ``sentence_bleu`` once per order, a fresh
+  ``RougeScorer.score`` per pair), same tokens and settings, so the values agree.
+- METEOR: nltk's ``single_meteor_score`` with the plain WordNet reader (timed on a subset and
+  scaled; marked so in the table).
+- Semantic similarity: a first run with an empty reference-embedding cache against a second run
+  that finds the references cached (what a second model's scoring costs).
+
+Usage: ``python benchmarks/bench_metrics.py [--pairs 6720] [--data ../shared/ecva]``. The last line
+printed is one JSON object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+TASK_FILES = {"description": "Description", "reason": "Cause", "outcome": "Result"}
+DEFAULT_DATA = Path(os.environ.get("ECVA_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared" / "ecva"))
+
+
+def build_pairs(root: Path, n_pairs: int) -> tuple[list[str], list[str]]:
+    """(references, candidates) from the real output files, joined by (video id, task), cycled to n_pairs."""
+    from ecva_core.schema import canonical_video_id
+
+    outputs = root / "model_outputs"
+    references: dict[tuple[str, str], str] = {}
+    for stem, task in TASK_FILES.items():
+        for row in json.loads((outputs / f"videollama2_new_{stem}.json").read_text()):
+            if row.get("human_expert_answer") and row.get("video_file") != "ERROR":
+                references[(canonical_video_id(row["video_file"]), task)] = row["human_expert_answer"]
+    pairs: list[tuple[str, str]] = []
+    for prefix in ("videollama2_new", "video_llama"):
+        for stem, task in TASK_FILES.items():
+            for row in json.loads((outputs / f"{prefix}_{stem}.json").read_text()):
+                output = str(row.get("output", ""))
+                key = (canonical_video_id(row.get("video_file", "")), task)
+                if output.strip() and output != "ERROR" and key in references:
+                    pairs.append((references[key], output))
+    cycled = list(itertools.islice(itertools.cycle(pairs), n_pairs))
+    return [p[0] for p in cycled], [p[1] for p in cycled]
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def naive_bleu_rouge(refs: list[str], cands: list[str]) -> None:
+    """The official pattern: per pair, four nltk sentence_bleu calls and a fresh ROUGE scoring."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+    from rouge_score.rouge_scorer import RougeScorer
+
+    from ecva_core.metrics.lexical import bleu_tokens
+
+    smoothing = SmoothingFunction().method1
+    scorer = RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    for ref, cand in zip(refs, cands, strict=True):
+        r, h = list(bleu_tokens.__wrapped__(ref)), list(bleu_tokens.__wrapped__(cand))
+        if r and h:
+            for n in range(1, 5):
+                sentence_bleu([r], h, weights=(1 / n,) * n, smoothing_function=smoothing)
+        scorer.score(ref, cand)
+
+
+def naive_meteor(refs: list[str], cands: list[str], cache_dir: Path) -> None:
+    from nltk.translate.meteor_score import single_meteor_score
+
+    from ecva_core.metrics.lexical import _meteor_resources, bleu_tokens
+
+    reader = _meteor_resources(cache_dir)[0]._reader  # the uncached WordNet reader
+    for ref, cand in zip(refs, cands, strict=True):
+        r, h = bleu_tokens.__wrapped__(ref), bleu_tokens.__wrapped__(cand)
+        if r and h:
+            single_meteor_score(r, h, wordnet=reader)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=6720)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--meteor-baseline-pairs", type=int, default=1000)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="ecva-bench-metrics-"))
+    os.environ["ECVA_HOME"] = str(home)  # an empty reference-embedding cache for the cold run
+    import torch
+
+    torch.set_num_threads(2)
+    from ecva_core.config import get_settings
+    from ecva_core.metrics import lexical, semantic
+    from ecva_core.metrics.text import metric_status, score_text
+
+    settings = get_settings()
+    refs, cands = build_pairs(args.data, args.pairs)
+    unique_pairs = len(set(zip(refs, cands, strict=True)))
+    status = metric_status(settings)
+    print(
+        f"{len(refs)} pairs ({unique_pairs} distinct), torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}"
+    )
+    print("metric status: " + ", ".join(f"{k}={v.split(':')[0]}" for k, v in status.items()))
+
+    rows: list[tuple[str, float, float | None, str]] = []
+    t_bleu, _ = timed(lambda: score_text(refs, cands, metrics=list(lexical.BLEU_METRICS), settings=settings))
+    t_rouge, _ = timed(lambda: score_text(refs, cands, metrics=list(lexical.ROUGE_METRICS), settings=settings))
+    t_naive, _ = timed(lambda: naive_bleu_rouge(refs, cands))
+    rows.append(("bleu1-4 + rouge1/2/L", t_bleu + t_rouge, t_naive, "per-pair nltk + RougeScorer loop"))
+
+    t_meteor = t_meteor_naive = None
+    if status["meteor"] == "ok":
+        t_meteor, _ = timed(lambda: score_text(refs, cands, metrics=["meteor"], settings=settings))
+        k = min(args.meteor_baseline_pairs, len(refs))
+        t_sub, _ = timed(lambda: naive_meteor(refs[:k], cands[:k], settings.cache_dir))
+        t_meteor_naive = t_sub * len(refs) / k
+        rows.append(("meteor", t_meteor, t_meteor_naive, f"nltk, plain WordNet reader ({k} pairs, scaled)"))
+
+    t_load, _ = timed(semantic._model)
+    key = "bench-references"
+    t_cold, _ = timed(lambda: score_text(refs, cands, metrics=["semantic"], reference_key=key, settings=settings))
+    t_warm, _ = timed(lambda: score_text(refs, cands, metrics=["semantic"], reference_key=key, settings=settings))
+    rows.append(("semantic (refs cached)", t_warm, t_cold, "first run, empty reference cache"))
+    rows.append(("  model load", t_load, None, ""))
+
+    total = t_bleu + t_rouge + (t_meteor or 0.0) + t_load + t_cold
+    print(f"\n{'metric':<24}{'ours s':>10}{'baseline s':>12}{'ratio':>8}  baseline")
+    for name, ours, base, label in rows:
+        base_text = f"{base:12.2f}" if base is not None else f"{'':>12}"
+        ratio = f"{base / ours:8.1f}" if base else f"{'':>8}"
+        print(f"{name:<24}{ours:10.2f}{base_text}{ratio}  {label}")
+    print(f"{'total (cold semantic)':<24}{total:10.2f}")
+    print(
+        json.dumps(
+            {
+                "pairs": len(refs),
+                "distinct_pairs": unique_pairs,
+                "bleu_rouge_s": round(t_bleu + t_rouge, 2),
+                "bleu_rouge_naive_s": round(t_naive, 2),
+                "ratio_naive_vs_ours_bleu_rouge": round(t_naive / (t_bleu + t_rouge), 2),
+                "meteor_s": None if t_meteor is None else round(t_meteor, 2),
+                "ratio_naive_vs_ours_meteor": None if t_meteor is None else round(t_meteor_naive / t_meteor, 2),
+                "semantic_model_load_s": round(t_load, 2),
+                "semantic_cold_s": round(t_cold, 2),
+                "semantic_warm_s": round(t_warm, 2),
+                "ratio_cold_vs_warm_semantic": round(t_cold / t_warm, 2),
+                "total_s": round(total, 2),
+                "torch_threads": torch.get_num_threads(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
