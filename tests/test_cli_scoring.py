@@ -114,3 +114,14 @@ def test_out_of_the_box_demo_scores_text_metrics_without_a_judge() -> None:
     assert summary["coverage"]["probe_rows"] > 0 and summary["coverage"]["missing"] == 0
     table = ecva("leaderboard").stdout
     assert "demo-strong" in table
+
+
+def test_probe_only_file_without_judge_says_what_is_missing(tiny: dict[str, str], tmp_path: Path) -> None:
+    rows = [{k: v for k, v in r.items() if k != "task_type"} for r in answer_rows(("Cause",))]
+    path = tmp_path / "model_reason.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    proc = ecva("score", str(path), "--model", "probe", "--probe", "--data", tiny["data"], "--db", tiny["db"],
+                "--json", *FAST)
+    summary = json.loads(proc.stdout)
+    assert summary["coverage"]["probe"] == ["no_keyframes"] and summary["coverage"]["matched"] == 6
+    assert "hallucination pillar only" in summary["note"]

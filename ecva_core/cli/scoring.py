@@ -121,6 +121,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if summary.get("warnings"):
         click.echo(f"Warnings: {summary['warnings']} (first: {summary['problems'][0]['problem']})")
     judge_status = summary["judge"]["status"]
+    if summary.get("note"):
+        click.echo(f"Scores: {summary['note']}")
+        click.echo(f"Judge: {judge_status}")
+        return
     measures = list(summary["measures"])
     if judge_status != "ok":
         measures += [m for m in JUDGE_ROWS if m not in measures]

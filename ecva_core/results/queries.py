@@ -544,8 +544,11 @@ def leaderboard_view(
         table[metric] = overall[metric]
         table[f"{metric} 95% CI"] = ci(overall, metric)
     expected = len(_restrict_items(dataset, majors, tasks))
-    table["Questions"] = overall["n_questions"].astype(int)
-    table["Coverage"] = (overall["n_questions"] / expected).round(3) if expected else float("nan")
+    scored = normal_answers(scoped)
+    scored = scored[scored["task"].isin([t.value for t in SCORED_TASKS])]
+    answered = scored[["model", "video_id", "task"]].drop_duplicates().groupby("model").size()
+    table["Questions"] = [int(answered.get(m, 0)) for m in table["model"]]
+    table["Coverage"] = (table["Questions"] / expected).round(3) if expected else float("nan")
     table["Failed answers"] = _failed_answers(predictions, table["model"], dataset, majors, tasks)
     table["Failed scores"] = overall["n_failed"].astype(int)
     table["Skipped scores"] = overall["n_skipped"].astype(int)

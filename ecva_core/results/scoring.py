@@ -292,8 +292,10 @@ def summarise(db: ResultsDB, submission_id: int) -> dict[str, Any]:
     from ecva_core.metrics import aggregate
 
     frame = db.scores_frame(submission_id=submission_id)
-    if frame.empty:
-        return {"variants": {}, "tasks": {}, "overall": {}, "measures": [], "failures": {},
+    if not _aggregatable(frame).any():
+        note = ("only probe answers and no judge verdicts: probe answers count for the hallucination pillar only, "
+                "which needs the judge" if not frame.empty else "nothing scored")
+        return {"variants": {}, "tasks": {}, "overall": {}, "measures": [], "failures": {}, "note": note,
                 "anomeval_label": aggregate.ANOMEVAL_LABEL}
     model = str(frame["model"].iloc[0])
     variants = aggregate.model_summary(frame, model)["variants"]
@@ -316,6 +318,11 @@ def summarise(db: ResultsDB, submission_id: int) -> dict[str, Any]:
             "skipped_scores": int((frame["status"] == "skipped").sum()),
         },
     }
+
+
+def _aggregatable(frame: pd.DataFrame) -> pd.Series:
+    """Rows the aggregate uses: normal answers' scores, and hallucination verdicts on probe answers."""
+    return (frame["probe"] != "") == (frame["metric"] == "judge_hallucination")
 
 
 def measures_present(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -359,7 +366,8 @@ def leaderboard_rows(
     frame = db.scores_frame()
     group = None if by == "model" else by
     videos = _videos_frame(data_path) if by == "category" and not frame.empty else None
-    rows = _json_rows(aggregate.leaderboard(frame, videos, by=group, variant=variant)) if not frame.empty else []
+    usable = _aggregatable(frame).any()
+    rows = _json_rows(aggregate.leaderboard(frame, videos, by=group, variant=variant)) if usable else []
     shown = list(metrics) if metrics else measures_present(rows)
     notes = []
     if not any(r.get(m) is not None for r in rows for m in JUDGE_MEASURES[4:]):
@@ -381,6 +389,8 @@ def compare_models(
         if name not in known:
             raise ResultsError(f"no model named {name!r} in {db.path}; known: {', '.join(sorted(known)) or 'none'}")
     frame = db.scores_frame(models=[model_a, model_b])
+    if not _aggregatable(frame).any():
+        return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": {}}
     table = aggregate.question_table(frame, variant)
     present = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
     if any(m in present for m in ("basic", "consistency", "hallucination")):
