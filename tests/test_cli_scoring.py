@@ -76,6 +76,9 @@ def test_results_export_import_round_trip(tiny: dict[str, str], tmp_path: Path) 
         assert imported["scores"] == exported["scores"] > 0
         board = json.loads(ecva("leaderboard", "--by", "model", "--db", target, "--json").stdout)
         assert [r["model"] for r in board["rows"]] == ["good"]
+    assert json.loads(ecva("results", "delete", "good", "--db", tiny["db"], "--json").stdout) == {"deleted": "good"}
+    gone = ecva("results", "delete", "good", "--db", tiny["db"], check=False)
+    assert gone.returncode == 1 and "no model named 'good'" in gone.stderr
 
 
 @pytest.mark.parametrize(

@@ -147,3 +147,27 @@ def test_kill_9_loses_nothing_already_scored(tmp_path: Path) -> None:
     summary = score_submission(path, "m", load_tiny(tmp_path / "tiny"), db, metrics=["bleu1", "rougeL"])
     assert summary["resubmitted"] and summary["written"]["text_scores_written"] == 10 * 2
     assert len(db.scores_frame()) == 18 * 2
+
+
+def _score_in_process(args: tuple[str, str, str, int]) -> int:
+    from ecva_core.dataset import load_dataset
+
+    path, annotations, db_path, worker = args
+    summary = score_submission(path, f"model-{worker}", load_dataset(Path(annotations)), ResultsDB(db_path),
+                               metrics=["bleu1"])
+    return int(summary["submission_id"])
+
+
+def test_four_processes_scoring_at_once_all_land(tmp_path: Path) -> None:
+    import multiprocessing
+
+    annotations = write_tiny_annotations(tmp_path / "tiny")
+    db_path = str(tmp_path / "shared.db")
+    path = str(_submission(tmp_path))
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        ids = pool.map(_score_in_process, [(path, str(annotations), db_path, w) for w in range(4)])
+    db = ResultsDB(db_path)
+    assert sorted(ids) == [1, 2, 3, 4]
+    frame = db.scores_frame()
+    assert frame.groupby("model").size().to_dict() == {f"model-{w}": 18 for w in range(4)}
+    assert all(run["status"] == "done" for run in db.runs())

@@ -202,7 +202,7 @@ def _num(value: float | None) -> str:
 
 @click.group()
 def results() -> None:
-    """Export or import a model's full results (submissions, predictions, scores)."""
+    """Export, import or delete a model's full results (submissions, predictions, scores)."""
 
 
 @results.command("export")
@@ -236,3 +236,18 @@ def import_cmd(file: Path, model: str | None, db_path: Path | None, as_json: boo
     else:
         click.echo(f"imported {counts['predictions']} answers and {counts['scores']} scores as {counts['model']!r}"
                    f" ({counts['skipped']} submission(s) already present)")
+
+
+@results.command("delete")
+@click.argument("model")
+@common(db_option, json_option)
+def delete_cmd(model: str, db_path: Path | None, as_json: bool) -> None:
+    """Remove MODEL with all its submissions, answers and scores (the judge cache is kept)."""
+    from ecva_core.errors import ResultsError
+
+    if not _open_db(db_path).delete_model(model):
+        raise ResultsError(f"no model named {model!r}; see `ecva leaderboard --by model`")
+    if as_json:
+        emit_json({"deleted": model})
+    else:
+        click.echo(f"deleted {model!r}")
