@@ -28,7 +28,7 @@ _NO_KEY = "no-key"
 # httpx's connection pool scans all of its connections for every request it places, so one pool
 # with hundreds of connections spends more CPU on that scan than on the exchange; calls are
 # spread over several clients with at most this many calls in flight each.
-_SHARD_SIZE = 8  # local servers (vLLM, Ollama) accept any bearer token; the client needs one
+_SHARD_SIZE = 2
 
 
 @dataclass(frozen=True)
