@@ -13,7 +13,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from ecva_core.config import Settings
+from ecva_core.errors import JudgeError
 from ecva_core.metrics.judge import JudgeCache, JudgeRequest, RetryPolicy, run_judges
 from ecva_core.metrics.judge.cache import cache_key
 from ecva_core.schema import ScoreStatus, Task
@@ -182,3 +185,10 @@ def _rows(db: Path) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM judge_cache").fetchone()[0])
         except sqlite3.OperationalError:
             return 0
+
+
+def test_unusable_cache_file_is_a_user_error(tmp_path) -> None:
+    bad = tmp_path / "results.db"
+    bad.write_bytes(b"this is not a SQLite database" * 100)
+    with pytest.raises(JudgeError, match="judge cache"):
+        JudgeCache(bad)

@@ -83,3 +83,8 @@ def test_prompts_are_versioned_and_ask_for_json() -> None:
         "keyphrase-v1",
         "hallucination-v1",
     }
+
+
+def test_a_rambling_reason_is_cut() -> None:
+    verdict = parse_verdict(CONSISTENCY, '{"score": 1, "reason": "' + "x" * 5000 + '"}')
+    assert verdict.score == 1 and len(verdict.reason) <= 503

@@ -11,7 +11,8 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,14 @@ _INSERT = (
     "INSERT OR REPLACE INTO judge_cache (key, judge, judge_model, prompt_version, score, value, reason,"
     " tokens_in, tokens_out, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise JudgeError(f"cannot read the judge cache at {path}: {exc}") from exc
 
 
 def cache_key(prompt_version: str, judge_model: str, judge: str, inputs: dict[str, object]) -> str:
@@ -87,7 +96,7 @@ class JudgeCache:
         """The stored verdicts among ``keys`` (missing keys are simply absent)."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, CachedVerdict] = {}
-        with self._lock:
+        with self._lock, _reading(self.db_path):
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -125,7 +134,10 @@ class JudgeCache:
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
         with self._lock:
-            self._conn.execute(_INSERT, row)
+            try:
+                self._conn.execute(_INSERT, row)
+            except sqlite3.Error as exc:
+                raise JudgeError(f"cannot write to the judge cache at {self.db_path}: {exc}") from exc
 
     def count(self) -> int:
         with self._lock:

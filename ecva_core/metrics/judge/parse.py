@@ -15,6 +15,7 @@ from ecva_core.metrics.judge.prompts import JudgePrompt
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _REASON = re.compile(r"""["']?reason["']?\s*[:=]\s*["']?([^"'\n}]*)""", re.IGNORECASE)
 _NUMBER = r"\[?\s*(-?\d+(?:\.\d+)?)"
+_MAX_REASON = 500  # a judge that rambles should not bloat the results database
 # Names a count may go by in free text, most specific first ("Included Key Information Count: 2"
 # must win over the total in "Key Information Count: 4", the official reply format).
 _KEYPHRASE_ALIASES = ("matched", "included key information count", "included", "count", "score")
@@ -46,6 +47,8 @@ def parse_verdict(prompt: JudgePrompt, text: str | None, n_phrases: int | None =
         raise ValueError(f"judge {prompt.name} needs the number of key phrases")
     strict = _strict(prompt, text)
     verdict = strict if strict is not None else _lenient(prompt, text)
+    if len(verdict.reason) > _MAX_REASON:
+        verdict = Verdict(verdict.score, verdict.reason[:_MAX_REASON] + "...", verdict.lenient)
     if not prompt.low <= verdict.score <= high:
         field, score = prompt.score_field, verdict.score
         raise VerdictError(f"{field} {score} out of range {prompt.low}..{high} in reply: {_excerpt(text)}")
