@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WORDS = (
-    "the a car person man woman road street fire smoke crash falls runs hits stops because then after "
-    "video shows what why how happened result cause anomaly accident police people at night day in on "
-    "of and is was were it this that with from to by near red blue white black truck bike dog cat "
-    "answer question describe event scene camera suddenly slowly fast left right front behind"
-).split()
+    "the", "a", "car", "person", "man", "woman", "road", "street", "fire", "smoke", "crash", "falls", "runs",
+    "hits", "stops", "because", "then", "after", "video", "shows", "what", "why", "how", "happened",
+    "result", "cause", "anomaly", "accident", "police", "people", "at", "night", "day", "in", "on", "of",
+    "and", "is", "was", "were", "it", "this", "that", "with", "from", "to", "by", "near", "red", "blue",
+    "white", "black", "truck", "bike", "dog", "cat", "answer", "question", "describe", "event", "scene",
+    "camera", "suddenly", "slowly", "fast", "left", "right", "front", "behind",
+)
 PUNCT = list(".,!?:;()[]<>/\\-'\"_|=")
-CHAT_SPECIALS = ["<|im_start|>", "<|im_end|>"]
 
 
 def build_tokenizer(extra_special: list[str] | tuple[str, ...] = (), bos: bool = True):
@@ -31,7 +32,7 @@ def build_tokenizer(extra_special: list[str] | tuple[str, ...] = (), bos: bool =
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<unk>", "<s>", "</s>", "<pad>", *extra_special]
-    vocab = {tok: i for i, tok in enumerate(specials + [w for w in WORDS + PUNCT if w not in specials])}
+    vocab = {tok: i for i, tok in enumerate(specials + [w for w in (*WORDS, *PUNCT) if w not in specials])}
     for token in ("SYS", "INST", "user", "assistant", "system", "video", "\n", "<video>"):
         vocab.setdefault(token, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -129,3 +130,110 @@ def build_anomshield(dest: Path, lora: bool = True, num_frames: int = 8, seed: i
         tokenizer.save_pretrained(ckpt_dir)
     (ckpt_dir / "config.json").write_text(json.dumps(cfg.to_official_dict(), indent=2), encoding="utf-8")
     return TinyAnomShield(ckpt_dir, base_dir, clip_dir, projector_state, lora)
+
+
+QWEN_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|video_pad|>",
+                 "<|image_pad|>"]
+QWEN_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_qwen2_vl(dest: Path, seed: int = 0) -> Path:
+    """A tiny Qwen2-VL (2 text layers, 1 vision block) with its processor, saved with save_pretrained."""
+    import torch
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(QWEN_SPECIALS, bos=False)
+    tokenizer.eos_token = "<|im_end|>"
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN_SPECIALS}
+    width = 32
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": width, "intermediate_size": 2 * width,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "max_position_embeddings": 2048,
+                     "rope_parameters": {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0},
+                     "eos_token_id": ids["<|im_end|>"], "pad_token_id": tokenizer.pad_token_id,
+                     "bos_token_id": None},
+        vision_config={"depth": 1, "embed_dim": width, "hidden_size": width, "num_heads": 2, "mlp_ratio": 2,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_chans": 3},
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    pixels = {"shortest_edge": 56 * 56, "longest_edge": 56 * 56}
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=pixels),
+        video_processor=Qwen2VLVideoProcessor(size=pixels),
+        tokenizer=tokenizer,
+        chat_template=QWEN_TEMPLATE,
+    )
+    model.save_pretrained(dest)
+    processor.save_pretrained(dest)
+    return dest
+
+
+LLAVA_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'video' %}<video>\n"
+    "{% elif part['type'] == 'image' %}<image>\n"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_llava_onevision(dest: Path, seed: int = 0) -> Path:
+    """A tiny LLaVA-OneVision (SigLIP 28 px tower, 2-layer Qwen2 LM) with its processor."""
+    import torch
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(["<|im_start|>", "<|im_end|>", "<image>", "<video>"], bos=False)
+    tokenizer.eos_token = "<|im_end|>"
+    width, side = 32, 28
+    config = LlavaOnevisionConfig(
+        text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": width,
+                     "intermediate_size": 2 * width, "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "max_position_embeddings": 2048, "bos_token_id": None,
+                     "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                     "pad_token_id": tokenizer.pad_token_id},
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": width, "intermediate_size": 2 * width,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": side, "patch_size": 14},
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        image_grid_pinpoints=[[side, side]],
+    )
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    size = {"height": side, "width": side}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=[[side, side]]),
+        video_processor=LlavaOnevisionVideoProcessor(size=size),
+        tokenizer=tokenizer,
+        num_image_tokens=(side // 14) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=LLAVA_TEMPLATE,
+    )
+    model.save_pretrained(dest)
+    processor.save_pretrained(dest)
+    return dest

@@ -38,7 +38,8 @@ def resolve_video(video: str, data_path: Path | None) -> Path:
               "(default: $ECVA_CHAT_MODEL).")
 @click.option("--video", required=True, help="A video file, or a video id of the dataset (e.g. 662).")
 @click.option("--question", required=True, help="The question to ask about the clip.")
-@click.option("--num-frames", type=click.IntRange(1, 256), default=None, help="Frames to sample (default: the model's).")
+@click.option("--num-frames", type=click.IntRange(1, 256), default=None,
+              help="Frames to sample (default: the model's).")
 @click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=512, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ... (local models).")

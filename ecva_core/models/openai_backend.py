@@ -12,7 +12,6 @@ import base64
 import io
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 

@@ -22,6 +22,7 @@ class AnomShieldChat(ChatModel):
         self.model = model
         self.options = options
         self.device = str(model.device)
+        self._decoder: Any = None
 
     @classmethod
     def load(cls, spec: str, path: str | Path, options: ModelOptions, model_base: str | None = None) -> AnomShieldChat:
@@ -46,8 +47,21 @@ class AnomShieldChat(ChatModel):
         slot = gpu_slot(self.device, self.options.max_concurrency)
         with slot:
             embeds = self.model.inputs_embeds(build_prompt(messages), self.video_tokens(clip))
-            yield from self.model.stream_generate(embeds, options.max_new_tokens, options.temperature,
-                                                  options.top_p, static_cache=self.options.static_cache)
+            if self.options.static_cache:
+                yield from self.decoder().stream_text(self.model.tokenizer, embeds, options.max_new_tokens,
+                                                      options.temperature, options.top_p)
+            else:
+                yield from self.model.stream_generate(embeds, options.max_new_tokens, options.temperature,
+                                                      options.top_p)
+
+    def decoder(self) -> Any:
+        """The static-cache decoder (compiled on GPUs), built on first use and kept for the session."""
+        if self._decoder is None:
+            from ecva_core.models.decoding import StaticDecoder
+
+            length = int(self.options.extra.get("max_cache_len", 4096))
+            self._decoder = StaticDecoder(self.model.language_model, max_cache_len=length)
+        return self._decoder
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

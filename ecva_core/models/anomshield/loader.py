@@ -47,7 +47,8 @@ def _projector_state(folder: Path) -> tuple[dict[str, Any], str]:
                 from safetensors import safe_open
 
                 with safe_open(str(path), framework="pt") as handle:
-                    state.update({k: handle.get_tensor(k) for k in handle.keys() if ".mm_projector." in k})
+                    names = [k for k in handle.keys() if ".mm_projector." in k]  # noqa: SIM118
+                    state.update({k: handle.get_tensor(k) for k in names})
             else:
                 state.update({k: v for k, v in _load_bin(path).items() if ".mm_projector." in k})
     if not state:

@@ -117,7 +117,7 @@ class AnomShieldModel(nn.Module):
         return torch.cat([text[: len(before)], video_tokens.to(text.dtype), text[len(before):]]).unsqueeze(0)
 
     def stream_generate(self, inputs_embeds: torch.Tensor, max_new_tokens: int, temperature: float,
-                        top_p: float, static_cache: bool = False) -> Iterator[str]:
+                        top_p: float) -> Iterator[str]:
         """Run ``generate`` in a worker thread and yield decoded text as it arrives."""
         import threading
 
@@ -137,8 +137,6 @@ class AnomShieldModel(nn.Module):
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if static_cache:
-            kwargs["cache_implementation"] = "static"
         failure: list[BaseException] = []
 
         def work() -> None:

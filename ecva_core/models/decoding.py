@@ -1,0 +1,133 @@
+"""Fast decoding for local causal LMs: a pre-allocated (static) KV cache and a compiled one-token step.
+
+``generate`` re-plans every step in Python; for chat at batch 1 that overhead, not the GPU, sets
+the speed. :class:`StaticDecoder` prefills once eagerly, then runs the one-token step through
+``torch.compile(mode="reduce-overhead")`` (CUDA graphs) against a cache whose tensors never move,
+so each step is one graph replay. On CPU (or with ``compile_step=False``) the same loop runs eagerly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class StaticDecoder:
+    """Greedy or sampled decoding of one prompt batch at a time over a reusable static cache."""
+
+    def __init__(self, language_model: Any, max_cache_len: int = 4096, compile_step: bool | None = None,
+                 compile_mode: str = "reduce-overhead") -> None:
+        self.lm = language_model
+        self.max_cache_len = max_cache_len
+        device = next(language_model.parameters()).device
+        self.compile_step = device.type == "cuda" if compile_step is None else compile_step
+        self.compile_mode = compile_mode
+        self._caches: dict[int, Any] = {}
+        self._step = torch.compile(self._eager_step, mode=compile_mode, fullgraph=True) if self.compile_step \
+            else self._eager_step
+        self._active: Any = None
+        # transformers renamed past_key_values -> cache and dropped cache_position in 5.2x; support both
+        inner = getattr(language_model, "model", language_model)
+        self._cache_kw = "cache" if _accepts(language_model.forward, "cache") else "past_key_values"
+        self._needs_position = _accepts(inner.forward, "cache_position")
+        self._device = device
+        self._dtype = next(language_model.parameters()).dtype
+
+    def _cache(self, batch: int) -> Any:
+        from transformers import StaticCache
+
+        cache = self._caches.get(batch)
+        if cache is None:
+            kwargs: dict[str, Any] = {"config": self.lm.config, "max_cache_len": self.max_cache_len}
+            optional = {"max_batch_size": batch, "device": self._device, "dtype": self._dtype}
+            kwargs.update({k: v for k, v in optional.items() if _accepts(StaticCache.__init__, k)})
+            cache = StaticCache(**kwargs)
+            self._caches[batch] = cache
+        else:
+            cache.reset()
+        return cache
+
+    def _forward(self, positions: torch.Tensor, **inputs: Any) -> Any:
+        extra: dict[str, Any] = {self._cache_kw: self._active}
+        if self._needs_position:
+            extra["cache_position"] = positions[0]
+        return self.lm(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1, **extra)
+
+    def _eager_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self._forward(positions, input_ids=tokens).logits[:, -1, :].float()
+
+    @staticmethod
+    def pick(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0) -> torch.Tensor:
+        """Next token per row: argmax at temperature 0, else nucleus sampling."""
+        if temperature <= 0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits / temperature, dim=-1)
+        if top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
+            sorted_probs = sorted_probs * keep
+            probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+        return torch.multinomial(probs, 1).squeeze(-1)
+
+    @torch.inference_mode()
+    def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """Fill the cache with the prompt; returns the logits for the first new token ``(b, vocab)``."""
+        batch, length = inputs_embeds.shape[:2]
+        if length >= self.max_cache_len:
+            raise ValueError(f"prompt of {length} tokens does not fit the static cache of {self.max_cache_len}")
+        self._active = self._cache(batch)
+        positions = torch.arange(length, device=inputs_embeds.device).unsqueeze(0).expand(batch, -1)
+        out = self._forward(positions, inputs_embeds=inputs_embeds)
+        self._length = length
+        return out.logits[:, -1, :].float()
+
+    @torch.inference_mode()
+    def tokens(self, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
+               temperature: float = 0.0, top_p: float = 1.0, stop_at_eos: bool = True) -> Iterator[torch.Tensor]:
+        """Yield the next token ids ``(b,)`` one step at a time."""
+        batch = inputs_embeds.shape[0]
+        budget = min(max_new_tokens, self.max_cache_len - inputs_embeds.shape[1])
+        token = self.pick(self.prefill(inputs_embeds), temperature, top_p)
+        positions = torch.full((batch, 1), self._length, dtype=torch.long, device=inputs_embeds.device)
+        for produced in range(1, budget + 1):
+            yield token
+            if stop_at_eos and eos_token_id is not None and bool((token == eos_token_id).all()):
+                return
+            if produced == budget:
+                return
+            if self.compile_step:
+                torch.compiler.cudagraph_mark_step_begin()
+            logits = self._step(token.view(batch, 1), positions)
+            token = self.pick(logits, temperature, top_p).clone()
+            positions += 1
+
+    def stream_text(self, tokenizer: Any, inputs_embeds: torch.Tensor, max_new_tokens: int,
+                    temperature: float = 0.0, top_p: float = 1.0) -> Iterator[str]:
+        """Decode batch row 0 incrementally, holding back incomplete UTF-8 sequences."""
+        ids: list[int] = []
+        sent = ""
+        eos = tokenizer.eos_token_id
+        for token in self.tokens(inputs_embeds, max_new_tokens, eos, temperature, top_p):
+            value = int(token[0])
+            if value == eos:
+                break
+            ids.append(value)
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            if text.endswith("\ufffd"):
+                continue
+            if len(text) > len(sent) and text.startswith(sent):
+                yield text[len(sent):]
+                sent = text
+        final = tokenizer.decode(ids, skip_special_tokens=True)
+        if len(final) > len(sent) and final.startswith(sent):
+            yield final[len(sent):]
