@@ -51,7 +51,7 @@ def _atomic_target(dest: Path) -> Path:
 
 
 def browser_preview(path: Path | str, cache_dir: Path | None = None) -> Path:
-    """An H.264 yuv420p MP4 (faststart) of ``path`` under ``cache_dir/previews``, made once per content."""
+    """A video-only H.264 yuv420p MP4 (faststart) of ``path`` in ``cache_dir/previews``, made once per content."""
     path = check_file(path)
     info, _ = probe(path)
     dest = _cache_root(cache_dir) / "previews" / f"{content_hash(path)}.mp4"
