@@ -100,3 +100,17 @@ def test_odd_frame_rate_clip_is_probed_exactly(shared_media: Path) -> None:
     assert info.frame_count == 86
     frames = sample_frames(next(p for p in shared_media.glob("*3_8.avi")), num_frames=16)
     assert frames.timestamps[-1] < info.duration
+
+
+def test_pyav_falls_back_to_a_sequential_decode(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecva_core.video import readers
+
+    real = readers._seek_and_decode
+
+    def half_then_mismatch(container: object, stream: object, wanted: list[int], table: object) -> None:
+        real(container, stream, wanted[: len(wanted) // 2], table)
+        raise readers._Mismatch
+
+    monkeypatch.setattr(readers, "_seek_and_decode", half_then_mismatch)
+    frames = sample_frames(clips["bframes.mp4"], num_frames=16, backend="pyav")
+    assert [frame_code(image) for image in frames.images] == frames.indices
