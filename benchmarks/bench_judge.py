@@ -18,6 +18,7 @@ import multiprocessing as mp
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ecva_core.config import Settings
 from ecva_core.metrics.judge import JudgeCache, JudgeRequest, run_judges
 from ecva_core.schema import SCORED_TASKS
 
+TARGET_SPEEDUP = 20.0
 JUDGES = ("consistency", "logic", "keyphrase", "hallucination")
 OFFICIAL_PROMPTS = {  # what the official agents ask, reduced to their reply formats
     "consistency": "Decide whether feature and truth describe the same thing. Output: Score: [01]",
@@ -59,17 +61,12 @@ def _serve(latency_s: float, conn: Any) -> None:
             return
 
 
-class _SystemIs:
-    def __init__(self, prompt: str) -> None:
-        self.prompt = prompt
-
-    def __call__(self, body: dict[str, Any]) -> bool:
+def _system_is(prompt: str) -> Callable[[dict[str, Any]], bool]:
+    def match(body: dict[str, Any]) -> bool:
         messages = body.get("messages") or [{}]
-        return messages[0].get("content") == self.prompt
+        return messages[0].get("content") == prompt
 
-
-def _system_is(prompt: str) -> _SystemIs:
-    return _SystemIs(prompt)
+    return match
 
 
 class StubProcess:
@@ -240,19 +237,19 @@ def main() -> None:
     factor = args.videos / args.baseline_videos
     base_full = base_s * factor
     print(f"judge calls: {len(requests)} ({args.videos} videos x 3 tasks x 4 judges), latency {args.latency_ms:g} ms")
-    print(f"{'run':<44}{'calls':>8}{'seconds':>10}{'calls/s':>10}{'speed-up':>10}")
+    print(f"{'run':<52}{'calls':>8}{'seconds':>10}{'calls/s':>10}{'speed-up':>10}")
     print(
-        f"{'official pattern, ' + str(args.baseline_videos) + ' videos (measured)':<44}"
+        f"{'official pattern, ' + str(args.baseline_videos) + ' videos (measured)':<52}"
         f"{base_calls:>8}{base_s:>10.2f}{base_calls / base_s:>10.1f}{'':>10}"
     )
     print(
-        f"{'official pattern, ' + str(args.videos) + ' videos (extrapolated x' + f'{factor:g})':<44}"
+        f"{'official pattern, ' + str(args.videos) + ' videos (extrapolated x' + f'{factor:g})':<52}"
         f"{round(base_calls * factor):>8}{base_full:>10.2f}{base_calls / base_s:>10.1f}{1.0:>10.1f}"
     )
     for e in engines:
         label = f"ecva engine, concurrency {e['concurrency']}"
         print(
-            f"{label:<44}{e['calls']:>8}{e['seconds']:>10.2f}{e['calls'] / e['seconds']:>10.1f}"
+            f"{label:<52}{e['calls']:>8}{e['seconds']:>10.2f}{e['calls'] / e['seconds']:>10.1f}"
             f"{base_full / e['seconds']:>10.1f}"
         )
     for e in engines:
@@ -265,6 +262,9 @@ def main() -> None:
         " it omits the official per-video progress-file rewrite"
     )
     best = max(engines, key=lambda e: base_full / e["seconds"])
+    speedup = base_full / best["seconds"]
+    verdict = "met" if speedup >= TARGET_SPEEDUP else "NOT met"
+    print(f"target >= {TARGET_SPEEDUP:g}x: {verdict} (best {speedup:.1f}x at concurrency {best['concurrency']})")
     headline = {
         "judge_calls": len(requests),
         "latency_ms": args.latency_ms,
@@ -272,10 +272,12 @@ def main() -> None:
         "baseline_s_extrapolated": round(base_full, 2),
         **{f"engine_s_c{e['concurrency']}": round(e["seconds"], 2) for e in engines},
         **{f"speedup_c{e['concurrency']}": round(base_full / e["seconds"], 1) for e in engines},
-        "speedup": round(base_full / best["seconds"], 1),
+        "speedup": round(speedup, 1),
         "speedup_concurrency": best["concurrency"],
         "engine_failed": sum(e["failed"] for e in engines),
         "cached_rerun_calls": sum(e["rerun_calls"] for e in engines),
+        "target_speedup": TARGET_SPEEDUP,
+        "target_met": speedup >= TARGET_SPEEDUP,
     }
     print(json.dumps(headline))
 
