@@ -211,6 +211,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": {"message": message, "type": "invalid_request_error"}})
             return
         content = reply.content if reply.content is not None else default_verdict(body)
+        if body.get("stream"):
+            self._stream(content, body)
+            return
         prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages") or [])
         completion = {
             "id": f"chatcmpl-stub-{self.server.state.count}",
@@ -231,6 +234,34 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         self._json(200, completion)
+
+    def _stream(self, content: str, body: dict[str, Any]) -> None:
+        """Server-sent events, one word per chunk, as OpenAI-compatible servers stream a reply."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        words = re.findall(r"\S+\s*", content) or [""]
+        for index, word in enumerate(words):
+            chunk = {
+                "id": f"chatcmpl-stub-{self.server.state.count}",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": body.get("model", "stub"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": word},
+                        "finish_reason": "stop" if index == len(words) - 1 else None,
+                    }
+                ],
+            }
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def _json(self, status: int, payload: object, headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._send(status, json.dumps(payload).encode(), headers)
