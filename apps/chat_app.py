@@ -256,6 +256,9 @@ def launch(
     model_spec: str | None = None, port: int | None = None, data: Path | None = None, host: str = "127.0.0.1"
 ) -> None:
     """Load the dataset (the demo by default) and serve the app until interrupted."""
+    from ecva_core.config import get_settings
+
+    model_spec = model_spec or get_settings().chat_model
     dataset = load_dataset(data)
     app = build_app(dataset, model_spec)
     app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=False, inbrowser=False)
