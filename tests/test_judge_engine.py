@@ -280,3 +280,24 @@ def test_sync_entry_point_works_inside_a_running_loop_and_in_threads(stub, tmp_p
     worker.start()
     worker.join(30)
     assert out["run"].scored == 1
+
+
+def test_an_endpoint_that_never_answers_fails_the_rest_without_waiting(tmp_path) -> None:
+    with OpenAIStub(default=Reply.hang(0.5)) as stub:
+        reqs = [request(answer=f"answer {i}", video_id=str(i)) for i in range(5)]
+        settings = settings_for(stub, tmp_path, judge_concurrency=1, judge_timeout_s=0.1, judge_max_retries=1)
+        run = run_judges(reqs, settings, JudgeCache(tmp_path / "r.db"), retry=FAST)
+    assert stub.calls == 2
+    assert run.failed == 5 and "timed out" in run.results[0].reason
+    assert all("endpoint unusable" in r.reason for r in run.results[1:])
+
+
+def test_refused_connections_are_failures_with_a_reason(tmp_path) -> None:
+    stub = OpenAIStub()
+    settings = settings_for(stub, tmp_path, judge_concurrency=1, judge_max_retries=1)
+    stub.close()  # nothing listens on the port any more
+    reqs = [request(answer=f"answer {i}", video_id=str(i)) for i in range(3)]
+    run = run_judges(reqs, settings, JudgeCache(tmp_path / "r.db"), retry=FAST)
+    assert run.failed == 3 and run.calls_made == 2
+    assert "connection error" in run.results[0].reason
+    assert all("endpoint unusable" in r.reason for r in run.results[1:])

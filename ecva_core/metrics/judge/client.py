@@ -153,10 +153,11 @@ class JudgeClient:
             except openai.APITimeoutError:
                 self._count("timeout")
                 reason = f"timed out after {self.settings.judge_timeout_s:g} s"
-                await self._backoff(attempts, reason, None)
+                await self._backoff(attempts, reason, None, unreachable=True)
             except openai.APIConnectionError as exc:
                 self._count("connection")
-                await self._backoff(attempts, f"connection error: {self._scrub(str(exc))}", None)
+                reason = f"connection error: {self._scrub(str(exc))}"
+                await self._backoff(attempts, reason, None, unreachable=True)
             except (openai.APIResponseValidationError, ValueError) as exc:
                 self._count("malformed")
                 raise JudgeCallError(
@@ -185,9 +186,14 @@ class JudgeClient:
         self.usage.tokens_out += tokens_out
         return Completion(content, tokens_in, tokens_out, attempts)
 
-    async def _backoff(self, attempts: int, reason: str, retry_after: float | None) -> None:
+    async def _backoff(self, attempts: int, reason: str, retry_after: float | None, unreachable: bool = False) -> None:
         if attempts > self.settings.judge_max_retries:
-            raise JudgeCallError(f"{reason} (gave up after {attempts} attempts)", attempts)
+            reason = f"{reason} (gave up after {attempts} attempts)"
+            if unreachable and not self.usage.statuses.get("ok"):
+                # Not one call has worked: the endpoint is down or wrong, and every other request
+                # would only repeat the same wait; they fail at once with this reason instead.
+                self._fatal = f"judge endpoint unusable: {reason}; nothing was sent after this failure"
+            raise JudgeCallError(reason, attempts)
         self.usage.retries += 1
         delay = self.retry.delay(attempts - 1, retry_after)
         log.debug("judge call failed (%s); retry %d in %.3f s", reason, attempts, delay)
