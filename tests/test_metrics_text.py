@@ -82,7 +82,7 @@ def test_meteor_unavailable_without_wordnet(monkeypatch: pytest.MonkeyPatch, tmp
 
 def test_meteor_with_wordnet_uses_synonyms_and_reference_order():
     settings = get_settings()
-    if lexical.wordnet_status(settings.cache_dir) != "ok":
+    if lexical.wordnet_status() != "ok":
         pytest.skip("no WordNet data on this machine (apt-get install wordnet-base)")
     from nltk.translate.meteor_score import single_meteor_score
 

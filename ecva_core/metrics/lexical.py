@@ -155,12 +155,16 @@ def _nltk_wordnet_installed() -> bool:
     return False
 
 
+def _system_wordnet_present() -> bool:
+    return all((WORDNET_SYSTEM_DIR / name).exists() for name in _WORDNET_FILES)
+
+
 def _system_wordnet_root(cache_dir: Path) -> Path | None:
     """An nltk-readable copy of Debian's WordNet 3.0 (its files plus the missing ``lexnames``).
 
     A copy, not links: nltk refuses corpus files that resolve outside the corpus root.
     """
-    if not all((WORDNET_SYSTEM_DIR / name).exists() for name in _WORDNET_FILES):
+    if not _system_wordnet_present():
         return None
     root = cache_dir / "wordnet-3.0"
     if (root / "lexnames").exists():
@@ -182,9 +186,9 @@ def _system_wordnet_root(cache_dir: Path) -> Path | None:
     return root
 
 
-def wordnet_status(cache_dir: Path) -> str:
+def wordnet_status() -> str:
     """ "ok" when METEOR can find WordNet data offline, else why not and what to install."""
-    if _nltk_wordnet_installed() or _system_wordnet_root(cache_dir) is not None:
+    if _nltk_wordnet_installed() or _system_wordnet_present():
         return "ok"
     return (
         "unavailable: WordNet data not installed (apt-get install wordnet-base, "

@@ -28,7 +28,7 @@ def metric_status(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or get_settings()
     status = {name: "ok" for name in (*lexical.BLEU_METRICS, *lexical.ROUGE_METRICS)}
     status["semantic"] = semantic.semantic_status()
-    status["meteor"] = lexical.wordnet_status(settings.cache_dir)
+    status["meteor"] = lexical.wordnet_status()
     status["bleurt"] = learned.checkpoint_status("bleurt", settings.bleurt_checkpoint)
     status["unieval"] = learned.checkpoint_status("unieval", settings.unieval_checkpoint)
     return status
