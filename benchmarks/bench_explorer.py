@@ -1,15 +1,19 @@
 """First render of the explorer's leaderboard with 20 models x 3,000 questions.
 
-Builds a temporary results DB with synthetic scores for 20 models on 1,000 videos x 3 tasks
-(the real annotation file's ids when ../shared/ecva is present, else the demo dataset's ids
-repeated), then times, in this one process:
+Builds a temporary results DB with synthetic scores (9 text metrics, 3 judge metrics and a
+probe answer with its hallucination verdict per question, 2 % judge failures, 1 % ERROR rows)
+for 20 models on the first 1,000 videos x 3 tasks of the real annotation file
+(``../shared/ecva``; without it the demo dataset's 14 videos are used and the JSON says so).
+Then it times:
 
-- ``library``: what the leaderboard page does on a cold cache: ``scores_frame()`` from SQLite,
-  ``leaderboard_view`` (aggregates with bootstrap CIs) and the table filter/sort;
-- ``warm``: the same with the cached loaders warm (``st.cache_data`` hit keyed on data_version);
-- ``apptest``: the whole Leaderboard page rendered by Streamlit's AppTest, first run;
-- ``baseline``: an uncached naive loop that reads each model's scores with its own query and
-  averages them per task in Python (what an app without the library's frame/aggregate would do).
+- ``first_render_s``: the Leaderboard page's first AppTest run in a new process, as after an app
+  restart: the loaders find this database version's frames and view in the on-disk cache;
+- ``first_render_no_disk_cache_s``: the same, in the first process after the database changed
+  (every score read from SQLite, aggregated with bootstrap CIs, and written to the disk cache);
+- ``rerun_s``: a rerun of the page (in-memory ``st.cache_*`` hits keyed on data_version);
+- ``library_cold_s``: the library alone, no cache: ``scores_frame`` + ``predictions_frame`` +
+  ``leaderboard_view`` + table;
+- ``baseline_naive_loop_s``: one query per model, Python loops and a Python bootstrap, no cache.
 
 Prints a table, then one JSON line. Target: first render under 1.5 s.
 """
@@ -90,74 +94,81 @@ def build_db(path: Path, dataset) -> int:
                 batch.append(ScoreRow(p.id, metric, float(np.clip(rng.normal(skill * 0.6, 0.15), 0, 1)), "ok"))
             for metric in JUDGE_METRICS:
                 ok = rng.random() > 0.02
-                value = (rng.integers(0, 6) if metric == "judge_logic" else float(rng.random() < skill)) if ok else None
+                value = (
+                    (float(rng.integers(0, 6)) if metric == "judge_logic" else float(rng.random() < skill))
+                    if ok
+                    else None
+                )
                 batch.append(ScoreRow(p.id, metric, value, "ok" if ok else "failed", "" if ok else "bad reply"))
         rows += db.write_scores(batch)
     return rows
 
 
-def _render(db_path: Path, dataset) -> float:
+def _library_cold(db_path: Path, dataset) -> float:
+    """Right after a write: every score and prediction read from SQLite, aggregated, table built."""
     from ecva_core.results.db import ResultsDB
     from ecva_core.results.queries import filter_leaderboard, leaderboard_view
 
     start = time.perf_counter()
     db = ResultsDB(db_path)
-    scores = db.scores_frame()
-    view = leaderboard_view(scores, dataset, mode="all")
-    filter_leaderboard(view, "", "AnomEval", False, [])
-    return time.perf_counter() - start
-
-
-def _warm(db_path: Path, dataset) -> float:
-    """The page's own cached path (state.leaderboard) when the cache already holds this version."""
-    from apps.explorer import state
-    from ecva_core.results.queries import filter_leaderboard
-
-    state.leaderboard("all", (), ())
-    start = time.perf_counter()
-    view = state.leaderboard("all", (), ())
-    filter_leaderboard(view, "", "AnomEval", False, [])
+    view = leaderboard_view(db.scores_frame(), dataset, mode="all", predictions=db.predictions_frame())
+    filter_leaderboard(view, "", view.default_columns[1], False, [])
     return time.perf_counter() - start
 
 
 def _baseline(db_path: Path) -> float:
-    """Naive: one query per model, Python dicts and loops, no cache."""
+    """Naive: one query per model, Python dicts and loops, a Python bootstrap, no cache."""
     import sqlite3
 
     start = time.perf_counter()
     conn = sqlite3.connect(db_path)
     names = [r[0] for r in conn.execute("SELECT name FROM models")]
     table = {}
+    rng = np.random.default_rng(0)
     for name in names:
         rows = conn.execute(
-            "SELECT p.task, sc.metric, sc.value, sc.status FROM scores sc JOIN predictions p ON p.id = sc.prediction_id"
-            " JOIN submissions s ON s.id = p.submission_id JOIN models m ON m.id = s.model_id"
-            " WHERE m.name = ? AND p.probe = ''",
+            "SELECT p.video_id, p.task, sc.metric, sc.value, sc.status FROM scores sc"
+            " JOIN predictions p ON p.id = sc.prediction_id JOIN submissions s ON s.id = p.submission_id"
+            " JOIN models m ON m.id = s.model_id WHERE m.name = ? AND p.probe = ''",
             (name,),
         ).fetchall()
         sums: dict[tuple[str, str], list[float]] = {}
-        for task, metric, value, status in rows:
-            sums.setdefault((task, metric), []).append(value if status == "ok" and value is not None else 0.0)
+        per_video: dict[str, list[float]] = {}
+        for video, task, metric, value, status in rows:
+            v = value if status == "ok" and value is not None else 0.0
+            sums.setdefault((task, metric), []).append(v)
+            if metric == "judge_consistency":
+                per_video.setdefault(video, []).append(v)
+        videos = list(per_video.values())
         boot = []
-        values = sums.get(("Description", "judge_consistency"), [0.0])
-        rng = np.random.default_rng(0)
         for _ in range(200):
-            sample = [values[int(i)] for i in rng.integers(0, len(values), len(values))]
-            boot.append(sum(sample) / len(sample))
+            sample = [videos[int(i)] for i in rng.integers(0, len(videos), len(videos))]
+            flat = [x for xs in sample for x in xs]
+            boot.append(sum(flat) / len(flat))
         table[name] = {k: sum(v) / len(v) for k, v in sums.items()} | {"ci": (min(boot), max(boot))}
     conn.close()
     return time.perf_counter() - start
 
 
-def _apptest() -> float:
+def render_once() -> None:
+    """In a fresh process: the Leaderboard page's first AppTest run, then a rerun (warm caches)."""
     from streamlit.testing.v1 import AppTest
 
     start = time.perf_counter()
     at = AppTest.from_file(str(REPO / "apps" / "explorer" / "app.py"), default_timeout=600).run()
-    elapsed = time.perf_counter() - start
-    if at.exception or at.error:
-        raise SystemExit(f"the leaderboard page failed: {[e.value for e in at.error]}")
-    return elapsed
+    first = time.perf_counter() - start
+    if at.exception or at.error or not len(at.dataframe):
+        raise SystemExit(f"the leaderboard page failed: {[e.value for e in at.error]} {at.exception}")
+    start = time.perf_counter()
+    at.run()
+    print(json.dumps({"first": first, "rerun": time.perf_counter() - start, "rows": len(at.dataframe[0].value)}))
+
+
+def _apptest_process() -> dict:
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--render-once"], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -172,36 +183,43 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = build_db(db_path, dataset)
         build_s = time.perf_counter() - t0
-        library = [_render(db_path, dataset) for _ in range(3)]
+        cold = [_library_cold(db_path, dataset) for _ in range(3)]
         baseline = [_baseline(db_path) for _ in range(3)]
-        apptest = _apptest()
-        warm = [_warm(db_path, dataset) for _ in range(3)]
+        no_disk = _apptest_process()
+        with_disk = [_apptest_process() for _ in range(2)]
+    first = statistics.median(r["first"] for r in with_disk)
     result = {
+        "dataset": "real annotations" if (SHARED / "annotations.xlsx").exists() else "demo (14 videos)",
         "models": MODELS,
         "questions": VIDEOS * 3,
         "score_rows": rows,
-        "first_render_library_s": round(statistics.median(library), 3),
-        "first_render_apptest_s": round(apptest, 3),
-        "warm_render_s": round(statistics.median(warm), 3),
+        "first_render_s": round(first, 3),
+        "first_render_no_disk_cache_s": round(no_disk["first"], 3),
+        "rerun_s": round(statistics.median(r["rerun"] for r in with_disk), 3),
+        "library_cold_s": round(statistics.median(cold), 3),
         "baseline_naive_loop_s": round(statistics.median(baseline), 3),
-        "ratio_library_vs_baseline": round(statistics.median(library) / statistics.median(baseline), 3),
+        "ratio_first_render_vs_baseline": round(first / statistics.median(baseline), 3),
         "target_s": 1.5,
-        "meets_target": statistics.median(library) < 1.5,
+        "meets_target": first < 1.5,
     }
     print(
         f"synthetic DB: {MODELS} models x {VIDEOS * 3} questions, {rows:,} score rows (built in {build_s:.1f} s)",
         file=sys.stderr,
     )
-    print(f"{'measure':40s} {'seconds':>8s}")
+    print(f"{'measure':58s} {'seconds':>8s}")
     for label, key in (
-        ("first render (SQL + aggregate + table)", "first_render_library_s"),
-        ("first render, whole page in AppTest", "first_render_apptest_s"),
-        ("warm render (cached loaders)", "warm_render_s"),
-        ("baseline: naive per-model loop", "baseline_naive_loop_s"),
+        ("first render, new app process (AppTest, disk cache)", "first_render_s"),
+        ("first render, new app process, right after a DB write", "first_render_no_disk_cache_s"),
+        ("rerun of the page (in-memory caches)", "rerun_s"),
+        ("library only, uncached: SQLite -> aggregate -> table", "library_cold_s"),
+        ("baseline: naive per-model loop, uncached", "baseline_naive_loop_s"),
     ):
-        print(f"{label:40s} {result[key]:8.3f}")
+        print(f"{label:58s} {result[key]:8.3f}")
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main()
+    if "--render-once" in sys.argv:
+        render_once()
+    else:
+        main()

@@ -210,3 +210,63 @@ def test_upload_names_never_choose_the_path(isolated_home: Path) -> None:
     big = b"[" + b" " * (int(settings.max_submission_mb * 1024 * 1024) + 1) + b"]"
     with pytest.raises(SubmissionError, match="MB limit"):
         stage_upload(big, "answers.json", settings)
+
+
+def _add_judge_scores(db_path: Path) -> None:
+    """Give every stored demo answer judge verdicts, as a judged run would store them."""
+    from ecva_core.results.db import ResultsDB, ScoreRow
+
+    db = ResultsDB(db_path)
+    rows = []
+    for sub in db.submissions():
+        strong = "strong" in sub["model"]
+        for n, pred in enumerate(db.stored_predictions(sub["id"])):
+            if pred.task not in ("Description", "Cause", "Result"):
+                continue
+            if pred.probe:
+                rows.append(ScoreRow(pred.id, "judge_hallucination", float(strong or n % 2), "ok", "abstained"))
+                continue
+            rows.append(ScoreRow(pred.id, "judge_consistency", float(strong or n % 3 == 0), "ok", "same event"))
+            rows.append(ScoreRow(pred.id, "judge_logic", 4.0 if strong else 2.0, "ok", "sound"))
+            failed = n % 7 == 0 and not strong
+            rows.append(
+                ScoreRow(
+                    pred.id,
+                    "judge_keyphrase",
+                    None if failed else 0.5,
+                    "failed" if failed else "ok",
+                    "judge timeout" if failed else "2 of 4 phrases",
+                )
+            )
+    db.write_scores(rows)
+
+
+def test_judged_scores_show_anomeval_pillars_and_reasons(app_env: Path) -> None:
+    _add_judge_scores(get_settings().db_path)
+    at = _app()
+    table = _table(at)
+    assert "AnomEval" in table.columns and "AnomEval 95% CI" in table.columns
+    assert table.sort_values("AnomEval", ascending=False)["model"].iloc[0] == "demo-strong"
+    assert not [i for i in at.info if "Pillar scores need the judge" in i.value]
+    at.switch_page("pages/breakdown.py").run()
+    assert not [i for i in at.info if "Pillar scores need the judge" in i.value]
+    at.switch_page("pages/questions.py").run()
+    assert at.selectbox(key="qx_metric").value == "anomeval"
+    from ecva_core.results.db import ResultsDB
+
+    frame = ResultsDB(get_settings().db_path).scores_frame()
+    failed = frame[frame["reason"] == "judge timeout"].iloc[0]
+    at.checkbox(key="qx_failures").check().run()
+    at.selectbox(key="qx_pick").set_value(f"{failed['video_id']}|{failed['task']}").run()
+    answers = [d.value for d in at.dataframe[1:]]
+    assert any("judge timeout" in set(frame["reason"]) for frame in answers)
+
+
+def test_submit_shows_the_judge_plan_before_scoring(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECVA_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    data = next((app_env / "submissions").glob("*.json")).read_bytes()
+    at = _app()
+    at.switch_page("pages/submit.py").run()
+    at.file_uploader(key="sub_file").set_value(("fresh.json", data.replace(b"None", b"none"), "application/json"))
+    at.run()
+    assert any("will make about" in i.value and "estimated cost" in i.value for i in at.info)

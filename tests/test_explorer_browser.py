@@ -86,12 +86,13 @@ def explorer(isolated_home: Path):
 def _settle(page, timeout: float = 180_000) -> None:
     """Wait until Streamlit has finished running the script (no spinner, status widget idle)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
+    page.wait_for_timeout(1000)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-testid=\"stSpinner\"]')",
         timeout=timeout,
     )
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1500)
 
 
 def _go(page, url: str, path: str, title: str) -> None:
@@ -108,7 +109,7 @@ def test_upload_score_and_explore_in_chromium(explorer) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
@@ -140,7 +141,7 @@ def test_upload_score_and_explore_in_chromium(explorer) -> None:
             page.screenshot(path=str(SHOTS / "1-leaderboard-after-upload.png"), full_page=True)
             assert grid.get_by_text("Browser-VLM").count() > 0 or page.get_by_text("Browser-VLM").count() > 0
 
-            page.get_by_label("Model").first.click()
+            page.get_by_label("Model", exact=True).click()
             page.get_by_role("option", name="Browser-VLM").click()
             _settle(page)
             page.get_by_role("button", name="Open its questions").click()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from apps.explorer import state
-from apps.explorer.ui import guarded
+from apps.explorer.ui import guarded, md_escape
 
 PAGES = [
     ("pages/leaderboard.py", "Leaderboard", "leaderboard", ":material/leaderboard:"),
@@ -22,7 +22,7 @@ PAGES = [
 
 def _sidebar() -> None:
     ds = state.dataset()
-    st.sidebar.caption(f"Dataset: **{ds.name}**{' (demo)' if ds.is_demo else ''} · {len(ds.records)} videos")
+    st.sidebar.caption(f"Dataset: **{md_escape(ds.name)}** · {len(ds.records)} videos")
     st.sidebar.caption(f"Results: `{state.settings().db_path}`")
 
 

@@ -7,9 +7,14 @@ recomputed while the database is unchanged.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
     from ecva_core.results.db import ResultsDB
 
 log = logging.getLogger("ecva.explorer")
+T = TypeVar("T")
 
 
 def settings() -> Settings:
@@ -56,23 +62,69 @@ def version() -> int:
     return int(open_db().data_version())
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+def _db_identity(db: ResultsDB) -> tuple[str, str]:
+    """(path tag, version tag): the version tag changes on every write and when the file is recreated."""
+    path = str(db.path.resolve())
+    models = [(m["model"], m["created"]) for m in db.models()]
+    tag = hashlib.sha256(json.dumps([path, db.data_version(), models]).encode()).hexdigest()[:24]
+    return hashlib.sha256(path.encode()).hexdigest()[:10], tag
+
+
+def persisted(name: str, params: object, compute: Callable[[], T]) -> T:
+    """``compute()`` once per database version, kept on disk under ``cache_dir/explorer``.
+
+    A freshly started app then draws its first page from files (milliseconds) instead of reading
+    every score out of SQLite again; any write to the database gives new keys, and stale files of
+    the same database are removed. Frames are stored as Arrow IPC, other results pickled.
+    """
+    import pandas as pd
+
+    db = open_db()
+    prefix, tag = _db_identity(db)
+    arg = hashlib.sha256(repr(params).encode()).hexdigest()[:12]
+    folder = settings().cache_dir / "explorer"
+    stem = f"{prefix}-{name}-{tag}-{arg}"
+    for path in (folder / f"{stem}.arrow", folder / f"{stem}.pkl"):
+        if path.exists():
+            try:
+                return pd.read_feather(path) if path.suffix == ".arrow" else pickle.loads(path.read_bytes())
+            except Exception:
+                log.warning("ignoring unreadable cache file %s", path)
+    value = compute()
+    if _db_identity(db)[1] != tag:
+        return value
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{prefix}-{name}-*"):
+        if not stale.name.startswith(f"{prefix}-{name}-{tag}-"):
+            stale.unlink(missing_ok=True)
+    is_frame = isinstance(value, pd.DataFrame)
+    target = folder / f"{stem}{'.arrow' if is_frame else '.pkl'}"
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
+    if is_frame:
+        value.to_feather(tmp)
+    else:
+        tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.replace(target)
+    return value
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _scores(db_path: str, data_version: int) -> pd.DataFrame:
-    return open_db().scores_frame()
+    return persisted("scores", (), lambda: open_db().scores_frame())
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _predictions(db_path: str, data_version: int) -> pd.DataFrame:
-    return open_db().predictions_frame()
+    return persisted("predictions", (), lambda: open_db().predictions_frame())
 
 
 def scores() -> pd.DataFrame:
-    """Every stored score (cached until the database changes)."""
+    """Every stored score (cached until the database changes; shared, never modified in place)."""
     return _scores(str(settings().db_path), version())
 
 
 def predictions() -> pd.DataFrame:
-    """Every stored prediction (cached until the database changes)."""
+    """Every stored prediction (cached until the database changes; shared, never modified in place)."""
     return _predictions(str(settings().db_path), version())
 
 
@@ -111,7 +163,11 @@ def _key() -> tuple[str, int, str]:
 def _leaderboard(key: tuple[str, int, str], mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]):
     from ecva_core.results.queries import leaderboard_view
 
-    return leaderboard_view(scores(), dataset(), mode=mode, majors=majors, tasks=tasks, predictions=predictions())
+    return persisted(
+        "leaderboard",
+        (key[2], mode, majors, tasks),
+        lambda: leaderboard_view(scores(), dataset(), mode=mode, majors=majors, tasks=tasks, predictions=predictions()),
+    )
 
 
 def leaderboard(mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]) -> queries.LeaderboardView:
@@ -152,3 +208,15 @@ def durations() -> pd.DataFrame:
     """Clip durations and moment lengths (probing video files is slow, so this is cached per dataset)."""
     s = settings()
     return _durations(dataset().fingerprint, str(s.data) if s.data else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _question_rows(key: tuple[str, int, str], flt_repr: str, _flt: queries.QuestionFilter) -> pd.DataFrame:
+    from ecva_core.results.queries import question_rows
+
+    return question_rows(dataset(), scores(), predictions(), _flt)
+
+
+def question_rows(flt: queries.QuestionFilter) -> pd.DataFrame:
+    """The question explorer's filtered table (cached per filter until the database changes)."""
+    return _question_rows(_key(), repr(flt), flt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 
 import streamlit as st
@@ -20,12 +21,17 @@ OPEN_MAJORS = "open_majors"
 OPEN_TASKS = "open_tasks"
 
 
+def md_escape(text: object) -> str:
+    """Text that Markdown shows literally (for names and messages that came from users or files)."""
+    return re.sub(r"([\\`*_{}\[\]()#+!|<>~$])", r"\\\1", str(text))
+
+
 def guarded(render: Callable[[], None]) -> None:
     """Run a page body; user errors become their message, anything else a generic note (never a traceback)."""
     try:
         render()
     except EcvaError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
     except Exception:
         log.exception("explorer page failed")
         st.error("Something went wrong while drawing this page; the details are in the server log.")

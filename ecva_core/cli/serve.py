@@ -72,8 +72,9 @@ def explorer(port: int, address: str, data_path: Path | None, db_path: Path | No
 @serve.command()
 @click.option("--model", "model_spec", default=None, help="Chat model spec (default: $ECVA_CHAT_MODEL).")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 to share).")
 @common(data_option)
-def chat(model_spec: str | None, port: int, data_path: Path | None) -> None:
+def chat(model_spec: str | None, port: int, address: str, data_path: Path | None) -> None:
     """Start the Gradio chat app: ask a video LLM about a clip."""
     chat_app = importlib.import_module("apps.chat_app")
-    chat_app.launch(model_spec, port, data_path)
+    chat_app.launch(model_spec, port, data_path, host=address)

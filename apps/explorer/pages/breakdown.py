@@ -44,7 +44,12 @@ def render() -> None:
         return
     c1, c2, c3 = st.columns([3, 2, 1])
     chosen = c1.multiselect("Models", models, default=models[: min(3, len(models))], key="bd_models")
-    metric = c2.selectbox("Score for tasks and categories", queries.breakdown_metrics(scores), key="bd_metric")
+    metric = c2.selectbox(
+        "Score for tasks and categories",
+        queries.breakdown_metrics(scores),
+        key="bd_metric",
+        format_func=queries.measure_label,
+    )
     mode = c3.radio("Failures", ["all", "valid"], horizontal=True, key="bd_mode")
     if not chosen:
         st.info("Choose at least one model.")

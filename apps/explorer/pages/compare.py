@@ -47,7 +47,9 @@ def render() -> None:
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     a = c1.selectbox("Model A", models, index=0, key="cmp_a")
     b = c2.selectbox("Model B", models, index=1, key="cmp_b")
-    metric = c3.selectbox("Score", queries.breakdown_metrics(scores), key="cmp_metric")
+    metric = c3.selectbox(
+        "Score", queries.breakdown_metrics(scores), key="cmp_metric", format_func=queries.measure_label
+    )
     mode = c4.radio("Failures", ["all", "valid"], horizontal=True, key="cmp_mode")
     if a == b:
         st.warning("Choose two different models.")
@@ -81,6 +83,7 @@ def render() -> None:
         x="a",
         y="b",
         color="task",
+        custom_data=["video_id", "task"],
         hover_data=["video_id"],
         labels={"a": f"{a}", "b": f"{b}"},
         opacity=0.7,
@@ -89,10 +92,9 @@ def render() -> None:
     fig.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     event = st.plotly_chart(fig, width="stretch", key="cmp_scatter", on_select="rerun", selection_mode="points")
     points = event.selection.points if event and event.selection else []
-    if points and points[0].get("customdata"):
-        hit = view.questions[(view.questions["a"] == points[0]["x"]) & (view.questions["b"] == points[0]["y"])]
-        if not hit.empty:
-            open_question(hit.iloc[0]["video_id"], hit.iloc[0]["task"], [a, b])
+    if points and len(points[0].get("customdata") or []) == 2:
+        vid, task = points[0]["customdata"]
+        open_question(str(vid), str(task), [a, b])
 
     st.subheader("Where they differ most")
     top = view.questions.head(20)

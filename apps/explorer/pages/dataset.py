@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from apps.explorer import media, state
-from apps.explorer.ui import guarded, open_question
+from apps.explorer.ui import guarded, md_escape, open_question
 from ecva_core.errors import EcvaError
 from ecva_core.results import queries
 
@@ -89,7 +89,7 @@ def _tile(ds, vid: str) -> None:
         try:
             st.image(media.thumbnail_path(str(path), queries.first_moment_start(ds, vid) or None), width="stretch")
         except EcvaError as exc:
-            st.caption(f"no thumbnail: {exc}")
+            st.caption(f"no thumbnail: {md_escape(exc)}")
     cat = record.annotation.category
     st.caption(f"{record.video_file} · {cat.code if cat else 'no category'}")
     if st.button("Open questions", key=f"ds_open_{vid}"):

@@ -10,7 +10,7 @@ from ecva_core.results import queries
 from ecva_core.schema import SCORED_TASKS
 
 
-def _controls(view_columns: list[str], majors: dict[str, int]) -> dict:
+def _controls(sortable: list[str], view_columns: list[str], majors: dict[str, int]) -> dict:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([1.2, 2, 2, 2])
         mode = c1.radio(
@@ -30,8 +30,8 @@ def _controls(view_columns: list[str], majors: dict[str, int]) -> dict:
         )
         search = c4.text_input("Search models", key="lb_search", placeholder="part of a model name")
         c1, c2, c3 = st.columns([2, 1, 4])
-        sort = c1.selectbox("Sort by", view_columns, key="lb_sort")
-        ascending = c2.toggle("Ascending", key="lb_asc")
+        sort = c1.selectbox("Sort by", sortable, key="lb_sort")
+        ascending = c2.toggle("Ascending", key="lb_asc", value=sort == "model")
         columns = c3.multiselect("Columns", view_columns, key="lb_columns", placeholder="Default columns")
     return {
         "mode": mode,
@@ -104,6 +104,14 @@ def _column_config(table) -> dict:
     return config
 
 
+def _pick_model() -> None:
+    """A clicked table row chooses the model whose questions the button opens."""
+    rows = st.session_state["lb_table"].selection.rows
+    shown = st.session_state.get("lb_shown", [])
+    if rows and rows[0] < len(shown):
+        st.session_state["lb_model"] = shown[rows[0]]
+
+
 def render() -> None:
     ds = state.dataset()
     scores = state.scores()
@@ -115,31 +123,26 @@ def render() -> None:
     cats = queries.video_categories(ds)
     majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))
     base = state.leaderboard("all", (), ())
-    opts = _controls(list(base.table.columns), majors)
+    headline = base.default_columns[1] if len(base.default_columns) > 1 else "model"
+    sortable = [headline, *(c for c in base.table.columns if c != headline and not c.endswith("CI"))]
+    opts = _controls(sortable, list(base.table.columns), majors)
     view = state.leaderboard(opts["mode"], opts["majors"], opts["tasks"])
     table = queries.filter_leaderboard(view, opts["search"], opts["sort"], opts["ascending"], opts["columns"])
     st.caption(view.note)
-    event = st.dataframe(
+    st.session_state["lb_shown"] = list(table["model"])
+    if st.session_state.get("lb_model") not in st.session_state["lb_shown"]:
+        st.session_state.pop("lb_model", None)
+    st.dataframe(
         table,
         hide_index=True,
         width="stretch",
         key="lb_table",
-        on_select="rerun",
+        on_select=_pick_model,
         selection_mode="single-row",
         column_config=_column_config(table),
     )
-    picked = [table.iloc[i]["model"] for i in event.selection.rows] if event and event.selection.rows else []
     c1, c2, c3 = st.columns([2, 1, 1])
-    model = (
-        c1.selectbox(
-            "Model",
-            list(table["model"]),
-            index=0 if table.empty or not picked else list(table["model"]).index(picked[0]),
-            key="lb_model",
-        )
-        if not table.empty
-        else None
-    )
+    model = c1.selectbox("Model", list(table["model"]), key="lb_model") if not table.empty else None
     if model and c1.button("Open its questions", key="lb_open"):
         first = queries.first_question(ds, scores, model)
         if first:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from apps.explorer import media, state
-from apps.explorer.ui import OPEN_MAJORS, OPEN_MODELS, OPEN_TASK, OPEN_TASKS, OPEN_VIDEO, escaped_with_marks, guarded
+from apps.explorer.ui import (
+    OPEN_MAJORS,
+    OPEN_MODELS,
+    OPEN_TASK,
+    OPEN_TASKS,
+    OPEN_VIDEO,
+    escaped_with_marks,
+    guarded,
+    md_escape,
+)
 from ecva_core.errors import EcvaError
 from ecva_core.results import queries
 from ecva_core.schema import SCORED_TASKS
@@ -24,7 +33,7 @@ def _filters(scores, ds) -> queries.QuestionFilter:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
         chosen_models = c1.multiselect("Models", models, key="qx_models", placeholder="All models")
-        metric = c2.selectbox("Score", metrics, key="qx_metric") if metrics else None
+        metric = c2.selectbox("Score", metrics, key="qx_metric", format_func=queries.measure_label) if metrics else None
         chosen_majors = c3.multiselect("Category", sorted(majors), key="qx_majors", placeholder="All")
         tasks = c4.multiselect(
             "Task",
@@ -80,7 +89,7 @@ def _clip(ds, vid: str) -> None:
         try:
             st.video(media.preview_path(str(path)), start_time=int(start))
         except EcvaError as exc:
-            st.warning(str(exc))
+            st.warning(md_escape(exc))
     moments = queries.moments_frame(ds, vid)
     if moments.empty:
         st.caption("No annotated moments.")
@@ -138,7 +147,7 @@ def _answers(scores, preds, vid: str, task: str, phrases: list[str], models: lis
         for col, answer in zip(cols, answers[start : start + per_row], strict=False):
             with col, st.container(border=True):
                 title = answer["model"] + (f" · probe: {answer['probe']}" if answer["probe"] else "")
-                st.markdown(f"**{_md_escape(title)}**")
+                st.markdown(f"**{md_escape(title)}**")
                 if answer["status"] and answer["status"] != "ok":
                     st.error(f"prediction {answer['status']}")
                 escaped_with_marks(answer["output"] or "(no answer)", phrases)
@@ -148,12 +157,6 @@ def _answers(scores, preds, vid: str, task: str, phrases: list[str], models: lis
 
                 table = pd.DataFrame(answer["scores"], columns=["metric", "value", "status", "reason"])
                 st.dataframe(table, hide_index=True, width="stretch")
-
-
-def _md_escape(text: str) -> str:
-    import re
-
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
 
 
 def render() -> None:
@@ -166,10 +169,10 @@ def render() -> None:
     flt = _filters(scores, ds)
     if opened and opened in ds.records:
         st.session_state[PICK] = f"{opened}|{opened_task or SCORED_TASKS[0].value}"
-    rows = queries.question_rows(ds, scores, preds, flt)
+    rows = state.question_rows(flt)
     keys = (rows["video_id"] + "|" + rows["task"]).tolist()
     st.session_state["qx_keys"] = keys
-    st.caption(f"{len(rows)} questions match · score shown: {flt.metric or 'none yet'}")
+    st.caption(f"{len(rows)} questions match · score shown: {queries.measure_label(flt.metric or 'none yet')}")
     st.dataframe(
         rows.round(3),
         hide_index=True,
@@ -180,7 +183,7 @@ def render() -> None:
         selection_mode="single-row",
     )
     pick = st.session_state.get(PICK)
-    if pick and pick not in keys:
+    if opened and pick and pick not in keys:
         keys = [pick, *keys]
     if not keys:
         st.info("No question matches these filters.")

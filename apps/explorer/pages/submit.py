@@ -7,7 +7,7 @@ import math
 import streamlit as st
 
 from apps.explorer import state
-from apps.explorer.ui import guarded
+from apps.explorer.ui import guarded, md_escape
 from apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, check_model_name, validate_upload
 from ecva_core.errors import EcvaError
 from ecva_core.results import queries
@@ -43,7 +43,8 @@ def _report(staged: StagedUpload) -> None:
     report = staged.report
     cov = report.coverage or {}
     st.subheader("Validation report")
-    st.caption(f"{staged.original_name} · {report.format} · tasks: {', '.join(t.value for t in report.tasks) or '?'}")
+    tasks = ", ".join(t.value for t in report.tasks) or "?"
+    st.caption(f"{md_escape(staged.original_name)} · {report.format} · tasks: {tasks}")
     cols = st.columns(6)
     for col, name in zip(cols, ("expected", "matched", "missing", "extra", "duplicate", "failed"), strict=True):
         col.metric(name.capitalize(), cov.get(name, "—") if not isinstance(cov.get(name), list) else len(cov[name]))
@@ -77,6 +78,8 @@ def _score(staged: StagedUpload, model: str, task: str | None, probe: str | None
         bar.progress(min(1.0, done / total) if total else 1.0, text=f"{STAGES.get(stage, stage)}: {done}/{total}")
 
     summary = score_submission(staged.path, model, ds, state.open_db(), task=task, probe=probe, progress=progress)
+    bar.progress(1.0, text="Updating the leaderboard...")
+    state.leaderboard("all", (), ())
     bar.progress(1.0, text="Done")
     st.session_state["sub_done"] = {"model": model, "hash": staged.file_hash, "summary": summary}
 
@@ -96,24 +99,26 @@ def render() -> None:
         key="sub_file",
         max_upload_size=max(1, math.ceil(s.max_submission_mb)),
     )
-    done = st.session_state.get("sub_done")
+    done = st.session_state.pop("sub_done", None)
     if done:
-        st.success(f"Scored {done['model']!s}: it is on the leaderboard now.")
+        st.success(f"Scored {md_escape(done['model'])}: it is on the leaderboard now.")
         st.page_link("pages/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:")
     if upload is None:
         return
     try:
         staged = validate_upload(upload.getvalue(), upload.name, ds, s, task=task, probe=probe)
     except EcvaError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     _report(staged)
     if not staged.report.ok:
         return
+    if done and done["hash"] == staged.file_hash:
+        return
     previous = queries.scored_submission(state.open_db(), staged.file_hash)
     if previous is not None:
         st.info(
-            f"This file was already scored as model {previous['model']!s} ({previous['created']}); "
+            f"This file was already scored as model {md_escape(previous['model'])} ({previous['created']}); "
             "it is not scored twice."
         )
         return
@@ -132,7 +137,7 @@ def render() -> None:
         try:
             name = check_model_name(model)
         except EcvaError as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         _score(staged, name, task, probe)
         st.rerun()
