@@ -45,6 +45,11 @@ def lora_ckpt(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
+def lora_chat(lora_ckpt):
+    return load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu")
+
+
+@pytest.fixture(scope="module")
 def full_ckpt(tmp_path_factory: pytest.TempPathFactory):
     return build_anomshield(tmp_path_factory.mktemp("anomshield-full"), lora=False, image_aspect_ratio="square")
 
@@ -110,10 +115,11 @@ def test_pad_to_square_uses_the_clip_mean_colour() -> None:
     assert out[2:4].max() == 0
 
 
-def test_lora_checkpoint_loads_merges_and_generates(lora_ckpt, clip_path: Path) -> None:
+def test_lora_checkpoint_loads_merges_and_generates(lora_ckpt, lora_chat, clip_path: Path) -> None:
     from transformers import MistralForCausalLM
 
-    chat = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu")
+    chat = lora_chat
+    chat.clip_cache.clear()
     model = chat.model
     for key, value in lora_ckpt.projector_state.items():
         torch.testing.assert_close(model.mm_projector.state_dict()[key], value)
@@ -126,8 +132,8 @@ def test_lora_checkpoint_loads_merges_and_generates(lora_ckpt, clip_path: Path) 
     assert {"sample_s", "encode_s", "total_s"} <= set(chat.last_timings)
 
 
-def test_video_tokens_change_the_answer_logits(lora_ckpt, clip_path: Path) -> None:
-    chat = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu")
+def test_video_tokens_are_spliced_at_the_placeholder(lora_chat, clip_path: Path) -> None:
+    chat = lora_chat
     clip = chat.clip(clip_path)
     tokens = chat.video_tokens(clip)
     assert tokens.shape == (8 * 1, 32)  # 32 px / 8 px patches = 4x4 grid -> one pooled token per frame
@@ -163,7 +169,7 @@ def test_base_lm_from_spec_suffix(lora_ckpt, tmp_path: Path, clip_path: Path) ->
     assert chat.answer(clip_path, "Why?", max_new_tokens=2) is not None
 
 
-def test_second_turn_reuses_frames_and_video_tokens(lora_ckpt, clip_path: Path, monkeypatch) -> None:
+def test_second_turn_reuses_frames_and_video_tokens(lora_chat, clip_path: Path, monkeypatch) -> None:
     import ecva_core.video as video
 
     calls: list[Path] = []
@@ -174,7 +180,8 @@ def test_second_turn_reuses_frames_and_video_tokens(lora_ckpt, clip_path: Path, 
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(video, "sample_frames", counting)
-    chat = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu")
+    chat = lora_chat
+    chat.clip_cache.clear()
     encodes: list[int] = []
     original = chat.model.encode_video
     monkeypatch.setattr(chat.model, "encode_video", lambda pixels: encodes.append(1) or original(pixels))
@@ -186,12 +193,27 @@ def test_second_turn_reuses_frames_and_video_tokens(lora_ckpt, clip_path: Path, 
     assert chat.last_timings["sample_s"] == 0.0 and chat.last_timings["encode_s"] == 0.0
 
 
-def test_static_cache_gives_the_same_greedy_answer(lora_ckpt, clip_path: Path) -> None:
-    dynamic = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu")
-    static = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True)
-    question = "What is the result?"
-    assert dynamic.answer(clip_path, question, max_new_tokens=5) == static.answer(clip_path, question,
-                                                                                  max_new_tokens=5)
+def test_static_decoder_matches_generate_token_for_token(lora_chat, clip_path: Path) -> None:
+    from ecva_core.models.decoding import StaticDecoder
+
+    model = lora_chat.model
+    embeds = model.inputs_embeds("[INST] <video>\nWhat is the result? [/INST]",
+                                 lora_chat.video_tokens(lora_chat.clip(clip_path)))
+    with torch.inference_mode():
+        reference = model.language_model.generate(
+            inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+            max_new_tokens=6, do_sample=False, pad_token_id=3)[0].tolist()
+    decoder = StaticDecoder(model.language_model, max_cache_len=128, compile_step=False)
+    ours = [int(t[0]) for t in decoder.tokens(embeds, 6, stop_at_eos=False)]
+    assert reference and ours[: len(reference)] == reference  # generate stops at EOS, we were told not to
+    again = [int(t[0]) for t in decoder.tokens(embeds, 6, stop_at_eos=False)]  # the cache is reset and reused
+    assert again == ours
+
+
+def test_static_cache_option_streams_text(lora_ckpt, clip_path: Path) -> None:
+    chat = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, max_cache_len=256)
+    assert isinstance(chat.answer(clip_path, "What is the result?", max_new_tokens=4), str)
+    assert chat.decoder().max_cache_len == 256
 
 
 def test_load_errors_say_what_to_configure(tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ class StaticDecoder:
         self.compile_step = device.type == "cuda" if compile_step is None else compile_step
         self.compile_mode = compile_mode
         self._caches: dict[int, Any] = {}
-        self._step = torch.compile(self._eager_step, mode=compile_mode, fullgraph=True) if self.compile_step \
-            else self._eager_step
+        self._step = self._compiled(self._eager_step)
+        self._greedy_step = self._compiled(self._eager_greedy_step)
         self._active: Any = None
         # transformers renamed past_key_values -> cache and dropped cache_position in 5.2x; support both
         inner = getattr(language_model, "model", language_model)
@@ -63,8 +63,15 @@ class StaticDecoder:
             extra["cache_position"] = positions[0]
         return self.lm(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1, **extra)
 
+    def _compiled(self, fn: Any) -> Any:
+        return torch.compile(fn, mode=self.compile_mode, fullgraph=True) if self.compile_step else fn
+
     def _eager_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self._forward(positions, input_ids=tokens).logits[:, -1, :].float()
+
+    def _eager_greedy_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The greedy step with the argmax inside the graph (one replay per token, nothing else)."""
+        return self._forward(positions, input_ids=tokens).logits[:, -1, :].argmax(dim=-1)
 
     @staticmethod
     def pick(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0) -> torch.Tensor:
@@ -107,8 +114,10 @@ class StaticDecoder:
                 return
             if self.compile_step:
                 torch.compiler.cudagraph_mark_step_begin()
-            logits = self._step(token.view(batch, 1), positions)
-            token = self.pick(logits, temperature, top_p).clone()
+            if temperature <= 0:
+                token = self._greedy_step(token.view(batch, 1), positions).clone()
+            else:
+                token = self.pick(self._step(token.view(batch, 1), positions), temperature, top_p).clone()
             positions += 1
 
     def stream_text(self, tokenizer: Any, inputs_embeds: torch.Tensor, max_new_tokens: int,

@@ -75,10 +75,17 @@ def resolve_model_base(folder: Path, cfg: AnomShieldConfig, model_base: str | No
     adapter_cfg = folder / "adapter_config.json"
     if adapter_cfg.is_file():
         candidates.append(json.loads(adapter_cfg.read_text(encoding="utf-8")).get("base_model_name_or_path"))
+    tried = []
     for candidate in candidates:
-        if candidate and Path(_resolve_local(candidate, folder)).resolve() != folder.resolve():
-            return _resolve_local(candidate, folder)
-    raise ModelLoadError(f"{folder} needs a base language model (Mistral-7B-Instruct) but names none: "
+        if not candidate:
+            continue
+        local = _resolve_local(candidate, folder)
+        usable = Path(local).exists() or candidate.count("/") == 1  # a folder here, or a hub id org/name
+        if usable and Path(local).resolve() != folder.resolve():
+            return local
+        tried.append(candidate)
+    named = f" (config names {', '.join(map(repr, tried))}, which is not a folder here)" if tried else ""
+    raise ModelLoadError(f"{folder} needs a base language model (Mistral-7B-Instruct){named}: "
                          "use anomshield:PATH@BASE_LM_PATH or load_model(..., model_base=PATH)")
 
 
