@@ -318,6 +318,23 @@ def moments_frame(dataset: Dataset, video_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["moment", "start", "end", "description"])
 
 
+def video_duration(dataset: Dataset, video_id: str) -> float | None:
+    """A clip's length: from the annotation when known, else probed from its file (None if absent)."""
+    from ecva_core.errors import VideoError
+    from ecva_core.video import probe_video
+
+    record = dataset.records[video_id]
+    if record.duration:
+        return float(record.duration)
+    path = dataset.video_path(video_id)
+    if path is None:
+        return None
+    try:
+        return float(probe_video(path).duration)
+    except VideoError:
+        return None
+
+
 def first_moment_start(dataset: Dataset, video_id: str) -> float:
     """Where the clip preview starts: the first annotated moment, else the beginning."""
     moments = dataset.records[video_id].annotation.moments

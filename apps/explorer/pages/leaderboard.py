@@ -64,6 +64,7 @@ def _charts(view: queries.LeaderboardView) -> None:
                 error_y=per_task["high"] - per_task["mean"],
                 error_y_minus=per_task["mean"] - per_task["low"],
                 labels={"facet": "", "mean": view.chart_label},
+                category_orders={"facet": ["What", "Why", "How"]},
             )
             fig.update_layout(height=360, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend_title_text="")
             st.plotly_chart(fig, width="stretch")

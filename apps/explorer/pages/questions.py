@@ -94,7 +94,6 @@ def _clip(ds, vid: str) -> None:
     if moments.empty:
         st.caption("No annotated moments.")
         return
-    record = ds.records[vid]
     fig = go.Figure(
         go.Bar(
             x=moments["end"] - moments["start"],
@@ -114,8 +113,9 @@ def _clip(ds, vid: str) -> None:
         title_text="Anomaly moments",
         title_font_size=13,
     )
-    if record.duration:
-        fig.update_xaxes(range=[0, record.duration])
+    duration = queries.video_duration(ds, vid)
+    if duration:
+        fig.update_xaxes(range=[0, duration])
     st.plotly_chart(fig, width="stretch")
 
 
