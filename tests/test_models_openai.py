@@ -160,3 +160,26 @@ def test_cli_chat_user_errors_exit_1(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "ECVA_CHAT_MODEL" in result.output
     result = runner.invoke(cli, ["chat", "--model", "nope:x", "--video", str(tmp_path), "--question", "Why?"])
     assert result.exit_code == 1
+
+
+def test_cli_chat_finds_a_video_by_id_in_the_dataset(server, tmp_path: Path, clip_path: Path) -> None:
+    import csv
+    import shutil
+
+    folder = tmp_path / "dataset"
+    (folder / "videos").mkdir(parents=True)
+    shutil.copy(clip_path, folder / "videos" / "00007.mp4")
+    with (folder / "annotations.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Video ID", "A1 category", "A2 - Reason", "A2 - Result", "A3 moment", "A3 description",
+                         "A4 Key Sentences"])
+        writer.writerow([7, "[7-1,5]", "Thieves broke in.", "Property was stolen.", "[0000,0001]", "[a theft]",
+                         '["thieves","stolen"]'])
+    runner = CliRunner()
+    args = ["chat", "--model", f"openai:stub-vlm@{_url(server)}", "--question", "Why?", "--num-frames", "2",
+            "--data", str(folder), "--json", "--video"]
+    result = runner.invoke(cli, [*args, "00007.mp4"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["video"].endswith("00007.mp4")
+    missing = runner.invoke(cli, [*args, "99"])
+    assert missing.exit_code == 1 and "no video id 99" in missing.output
