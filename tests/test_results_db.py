@@ -52,8 +52,80 @@ def test_old_version_database_is_migrated_with_its_data(tmp_path: Path) -> None:
     assert db.schema_version() == SCHEMA_VERSION
     frame = db.scores_frame()
     assert frame.to_dict("records") == [{"model": "old-model", "submission_id": 1, "video_id": "7", "task": "Cause",
-                                         "probe": "", "metric": "bleu1", "value": 0.5, "status": "ok", "reason": ""}]
+                                         "probe": "", "metric": "bleu1", "value": 0.5, "status": "ok", "reason": "",
+                                         "judge_model": "", "prompt_version": ""}]
     assert db.submissions()[0]["dataset"] == "" and db.runs() == []
+
+
+def test_version_2_database_with_judge_scores_migrates_to_3_losing_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=2)
+    conn.execute("INSERT INTO models (name, created) VALUES ('m', '2025-01-01')")
+    conn.execute("INSERT INTO submissions (model_id, key, file_name, file_hash, created, dataset, dataset_fingerprint)"
+                 " VALUES (1,'k','a.json','h','x','demo','fp')")
+    conn.executemany("INSERT INTO predictions (submission_id, video_id, task, probe, output, status)"
+                     " VALUES (1,?,?,?,?,?)",
+                     [("7", "Cause", "", "o", "ok"), ("7", "Cause", "no_keyframes", "None", "ok"),
+                      ("8", "Result", "", "ERROR", "error")])
+    conn.executemany("INSERT INTO scores (prediction_id, metric, value, status, reason) VALUES (?,?,?,?,?)",
+                     [(1, "bleu1", 0.5, "ok", ""), (1, "judge_consistency", 1.0, "ok", "same event"),
+                      (1, "judge_logic", 4.0, "ok", "sound"), (2, "judge_hallucination", 1.0, "ok", "abstains"),
+                      (3, "judge_logic", None, "failed", "the model's inference failed (ERROR row)")])
+    conn.execute("INSERT INTO runs (submission_id, started, finished, status, counts) VALUES (1,'s','f','done','{}')")
+    version_before = conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()[0]
+    conn.close()
+    db = ResultsDB(path)
+    assert db.schema_version() == SCHEMA_VERSION == 3
+    assert db.data_version() > version_before  # app caches of the old frame shape are invalidated
+    frame = db.scores_frame()
+    assert len(frame) == 5 and set(frame["judge_model"]) == {""} and set(frame["prompt_version"]) == {""}
+    rows = {(r["video_id"], r["probe"], r["metric"]): (r["value"], r["status"], r["reason"])
+            for r in frame.to_dict("records")}
+    assert rows[("7", "", "judge_consistency")] == (1.0, "ok", "same event")
+    assert rows[("7", "no_keyframes", "judge_hallucination")] == (1.0, "ok", "abstains")
+    assert rows[("8", "", "judge_logic")][1:] == ("failed", "the model's inference failed (ERROR row)")
+    assert len(db.predictions_frame()) == 3 and len(db.runs()) == 1 and db.submissions()[0]["dataset"] == "demo"
+    assert [(s.metric, s.judge_model, s.latest) for s in db.judge_scores(1)][:2] == [
+        ("judge_consistency", "", True), ("judge_logic", "", True)]
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert check.execute("PRAGMA foreign_key_check").fetchall() == []
+        indexes = {r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "scores_metric" in indexes
+    db.delete_model("m")  # cascades still reach the rebuilt scores table
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0
+
+
+def test_judge_scores_of_several_judges_coexist_and_the_latest_is_shown(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    sid = _add(db, "m", "k")
+    preds = db.stored_predictions(sid)
+    db.write_scores(ScoreRow(p.id, "bleu1", 0.3, "ok") for p in preds)
+    db.write_scores(ScoreRow(p.id, "judge_logic", 1.0, "ok", "a", "judge-a", "logic-v1") for p in preds)
+    db.write_scores(ScoreRow(p.id, "judge_logic", 5.0, "ok", "b", "judge-b", "logic-v1") for p in preds)
+    latest = db.scores_frame()
+    assert len(latest) == 6
+    judged = latest[latest["metric"] == "judge_logic"]
+    assert set(judged["value"]) == {5.0} and set(judged["judge_model"]) == {"judge-b"}
+    only_a = db.scores_frame(judge_model="judge-a")
+    assert set(only_a.loc[only_a["metric"] == "judge_logic", "value"]) == {1.0}
+    assert set(only_a.loc[only_a["metric"] == "bleu1", "value"]) == {0.3}  # text metrics are kept
+    assert db.scores_frame(judge_model="nobody")["metric"].tolist() == ["bleu1"] * 3
+    states = db.judge_scores(sid)
+    assert {(s.judge_model, s.latest) for s in states} == {("judge-a", False), ("judge-b", True)}
+    version = db.data_version()
+    assert db.activate_judge_scores((s.prediction_id, s.metric, s.judge_model, s.prompt_version)
+                                    for s in states if s.judge_model == "judge-a") == 3
+    assert db.data_version() > version
+    back = db.scores_frame()
+    assert set(back.loc[back["metric"] == "judge_logic", "judge_model"]) == {"judge-a"}
+    db.write_scores([ScoreRow(preds[0].id, "judge_logic", 3.0, "ok", "b again", "judge-b", "logic-v1")])
+    mixed = db.scores_frame().set_index("video_id")
+    assert mixed.loc[mixed["metric"] == "judge_logic", "judge_model"].to_dict() == {
+        "1": "judge-b", "2": "judge-a", "3": "judge-a"}
+    assert len(db.judge_scores(sid)) == 6  # replaced in place, never duplicated
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -213,3 +285,30 @@ def test_export_unknown_model_and_bad_import(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="unknown export format"):
         _add(db, "m", "k")
         export_model(db, "m", tmp_path / "x.xml")
+
+
+def test_export_import_keeps_every_judges_scores_and_which_is_latest(tmp_path: Path) -> None:
+    src = ResultsDB(tmp_path / "src.db")
+    sid = _add(src, "m", "k")
+    preds = src.stored_predictions(sid)
+    src.write_scores(ScoreRow(p.id, "bleu1", 0.5, "ok") for p in preds)
+    src.write_scores(ScoreRow(p.id, "judge_consistency", 1.0, "ok", "a", "judge-a", "consistency-v1") for p in preds)
+    src.write_scores(ScoreRow(p.id, "judge_consistency", 0.0, "ok", "b", "judge-b", "consistency-v1") for p in preds)
+    src.activate_judge_scores([(preds[0].id, "judge_consistency", "judge-a", "consistency-v1")])
+    out = tmp_path / "e.json"
+    assert export_model(src, "m", out)["scores"] == 9
+    dst = ResultsDB(tmp_path / "dst.db")
+    assert import_results(dst, out)["scores"] == 9
+    for judge in (None, "judge-a", "judge-b"):
+        a = src.scores_frame(judge_model=judge).drop(columns=["submission_id"])
+        b = dst.scores_frame(judge_model=judge).drop(columns=["submission_id"])
+        assert a.equals(b), (judge, a, b)
+    latest = dst.scores_frame().set_index("video_id")
+    assert latest.loc[latest["metric"] == "judge_consistency", "judge_model"].to_dict() == {
+        "1": "judge-a", "2": "judge-b", "3": "judge-b"}
+    csv_out = tmp_path / "e.csv"
+    export_model(src, "m", csv_out)
+    flat = ResultsDB(tmp_path / "flat.db")
+    import_results(flat, csv_out)
+    cols = ["video_id", "metric", "value", "status", "reason"]
+    assert flat.scores_frame()[cols].equals(src.scores_frame()[cols])  # CSV keeps the latest verdicts' values

@@ -4,6 +4,10 @@ Every write is one short ``BEGIN IMMEDIATE`` transaction on a fresh connection, 
 processes can submit at once, a submission lands completely or not at all, and scores written
 batch by batch survive a ``kill -9``. The judge cache lives in the same file
 (:meth:`ResultsDB.judge_cache`). Reads return pandas frames for the aggregation code and apps.
+
+A judge score records its judge model and prompt version; verdicts of several judges on one answer
+are all kept, stamped with the data version of their write, and readers show the latest judge run
+per (answer, metric) unless asked for one judge model.
 """
 
 from __future__ import annotations
@@ -26,9 +30,18 @@ if TYPE_CHECKING:
 
     from ecva_core.metrics.judge.cache import JudgeCache
 
-SCORE_COLUMNS = ["model", "submission_id", "video_id", "task", "probe", "metric", "value", "status", "reason"]
+SCORE_COLUMNS = ["model", "submission_id", "video_id", "task", "probe", "metric", "value", "status", "reason",
+                 "judge_model", "prompt_version"]
 _INSERT_SCORE = (
-    "INSERT OR REPLACE INTO scores (prediction_id, metric, value, status, reason) VALUES (?,?,?,?,?)"
+    "INSERT OR REPLACE INTO scores (prediction_id, metric, value, status, reason, judge_model, prompt_version,"
+    " version) VALUES (?,?,?,?,?,?,?,?)"
+)
+_NEXT_VERSION = "SELECT value + 1 FROM meta WHERE key = 'data_version'"
+_IS_JUDGE_METRIC = "substr(sc.metric, 1, 6) = 'judge_'"
+_LATEST_SCORE = (
+    "NOT EXISTS (SELECT 1 FROM scores newer WHERE newer.prediction_id = sc.prediction_id"
+    " AND newer.metric = sc.metric{judge} AND (newer.version > sc.version OR (newer.version = sc.version"
+    " AND newer.rowid > sc.rowid)))"
 )
 _INSERT_PREDICTION = (
     "INSERT INTO predictions (submission_id, video_id, task, probe, output, prompt, status, row)"
@@ -61,13 +74,30 @@ class StoredPrediction:
 
 @dataclass(frozen=True)
 class ScoreRow:
-    """One score to write: a value, or a failure/skip state with its reason."""
+    """One score to write: a value, or a failure/skip state with its reason.
+
+    Judge scores also name the judge model and prompt version that produced them (text metrics
+    leave both empty); a row replaces only the stored row with the same metric and judge.
+    """
 
     prediction_id: int
     metric: str
     value: float | None
     status: str
     reason: str = ""
+    judge_model: str = ""
+    prompt_version: str = ""
+
+
+@dataclass(frozen=True)
+class JudgeScoreState:
+    """A stored judge score of one answer: which judge produced it and whether it is the one shown."""
+
+    prediction_id: int
+    metric: str
+    judge_model: str
+    prompt_version: str
+    latest: bool
 
 
 class ResultsDB:
@@ -172,13 +202,33 @@ class ResultsDB:
         return submission_id, True
 
     def write_scores(self, rows: Iterable[ScoreRow]) -> int:
-        """Insert or replace a batch of scores in one transaction; return how many were written."""
-        batch = [(r.prediction_id, r.metric, r.value, r.status, r.reason) for r in rows]
+        """Insert or replace a batch of scores in one transaction; return how many were written.
+
+        The rows become the latest for their (answer, metric), so a new judge's verdicts are shown.
+        """
+        batch = [(r.prediction_id, r.metric, r.value, r.status, r.reason, r.judge_model, r.prompt_version)
+                 for r in rows]
         if not batch:
             return 0
         with self._write() as conn:
-            conn.executemany(_INSERT_SCORE, batch)
+            version = int(conn.execute(_NEXT_VERSION).fetchone()[0])
+            conn.executemany(_INSERT_SCORE, [(*row, version) for row in batch])
         return len(batch)
+
+    def activate_judge_scores(self, rows: Iterable[tuple[int, str, str, str]]) -> int:
+        """Make stored judge scores, given as ``(prediction_id, metric, judge_model, prompt_version)``,
+        the latest again (switching back to a judge that already scored costs no call); return how many."""
+        keys = list(rows)
+        if not keys:
+            return 0
+        with self._write() as conn:
+            version = int(conn.execute(_NEXT_VERSION).fetchone()[0])
+            conn.executemany(
+                "UPDATE scores SET version = ? WHERE prediction_id = ? AND metric = ? AND judge_model = ?"
+                " AND prompt_version = ?",
+                [(version, *key) for key in keys],
+            )
+        return len(keys)
 
     def start_run(self, submission_id: int) -> int:
         with self._write() as conn:
@@ -258,6 +308,18 @@ class ResultsDB:
                 done.setdefault(pid, set()).add(metric)
         return done
 
+    def judge_scores(self, submission_id: int) -> list[JudgeScoreState]:
+        """Every stored judge score of a submission's answers, with its judge and whether it is the latest."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT sc.prediction_id, sc.metric, sc.judge_model, sc.prompt_version, "
+                + _LATEST_SCORE.format(judge="")
+                + " FROM scores sc JOIN predictions p ON p.id = sc.prediction_id WHERE p.submission_id = ? AND "
+                + _IS_JUDGE_METRIC + " ORDER BY sc.prediction_id, sc.metric, sc.version, sc.rowid",
+                (submission_id,),
+            ).fetchall()
+        return [JudgeScoreState(pid, metric, jm, pv, bool(latest)) for pid, metric, jm, pv, latest in rows]
+
     def runs(self, submission_id: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, submission_id, started, finished, status, counts FROM runs"
         args: tuple[Any, ...] = ()
@@ -274,24 +336,34 @@ class ResultsDB:
         models: Sequence[str] | None = None,
         submission_id: int | None = None,
         dataset_fingerprint: str | None = None,
+        judge_model: str | None = None,
     ) -> pd.DataFrame:
         """One row per score with columns :data:`SCORE_COLUMNS` (``probe`` is "" for normal answers).
 
         When a model answered the same (video, task, probe) in several submissions, the latest wins.
+        Judge metrics come from the latest judge run per (answer, metric); ``judge_model`` keeps only
+        that judge's verdicts (text metrics are kept either way). ``judge_model``/``prompt_version``
+        are "" for text metrics and for judge scores stored before judges were recorded.
         """
         import pandas as pd
 
         where, args = _filters(models, submission_id, dataset_fingerprint)
+        judge_clause, judge_args = "", []
+        if judge_model is not None:
+            judge_clause = f" AND (NOT {_IS_JUDGE_METRIC} OR sc.judge_model = ?)"
+            judge_args = [judge_model]
+        latest_score = _LATEST_SCORE.format(judge=" AND newer.judge_model = sc.judge_model" if judge_model else "")
         sql = (
             "WITH latest AS (SELECT p.*, m.name AS model, ROW_NUMBER() OVER (PARTITION BY s.model_id,"
             " p.video_id, p.task, p.probe ORDER BY p.submission_id DESC) AS rank FROM predictions p"
             " JOIN submissions s ON s.id = p.submission_id JOIN models m ON m.id = s.model_id" + where + ")"
             " SELECT l.model, l.submission_id, l.video_id, l.task, l.probe, sc.metric, sc.value, sc.status,"
-            " sc.reason FROM latest l JOIN scores sc ON sc.prediction_id = l.id WHERE l.rank = 1"
-            " ORDER BY l.model, l.video_id, l.task, l.probe, sc.metric"
+            " sc.reason, sc.judge_model, sc.prompt_version FROM latest l JOIN scores sc ON sc.prediction_id = l.id"
+            " WHERE l.rank = 1" + judge_clause + " AND " + latest_score
+            + " ORDER BY l.model, l.video_id, l.task, l.probe, sc.metric"
         )
         with self._connection() as conn:
-            rows = conn.execute(sql, args).fetchall()
+            rows = conn.execute(sql, [*args, *judge_args]).fetchall()
         frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
         return frame
@@ -332,15 +404,16 @@ class ResultsDB:
                     (sub["id"],),
                 ).fetchall()
                 scores: dict[int, list[dict[str, Any]]] = {}
-                for pid, metric, value, status, reason in conn.execute(
-                    "SELECT sc.prediction_id, sc.metric, sc.value, sc.status, sc.reason FROM scores sc"
-                    " JOIN predictions p ON p.id = sc.prediction_id WHERE p.submission_id = ?"
-                    " ORDER BY sc.prediction_id, sc.metric",
+                for pid, metric, value, status, reason, judge_model, prompt_version in conn.execute(
+                    "SELECT sc.prediction_id, sc.metric, sc.value, sc.status, sc.reason, sc.judge_model,"
+                    " sc.prompt_version FROM scores sc JOIN predictions p ON p.id = sc.prediction_id"
+                    " WHERE p.submission_id = ? ORDER BY sc.prediction_id, sc.metric, sc.version, sc.rowid",
                     (sub["id"],),
                 ):
-                    scores.setdefault(pid, []).append(
-                        {"metric": metric, "value": value, "status": status, "reason": reason}
-                    )
+                    score = {"metric": metric, "value": value, "status": status, "reason": reason}
+                    if judge_model or prompt_version:
+                        score.update(judge_model=judge_model, prompt_version=prompt_version)
+                    scores.setdefault(pid, []).append(score)
                 sub["predictions"] = [
                     {"video_id": v, "task": t, "probe": pr, "output": o, "prompt": pm, "status": st,
                      "row": rw, "scores": scores.get(pid, [])}
@@ -349,10 +422,14 @@ class ResultsDB:
         return subs
 
     def load_model(self, model: str, submissions: Sequence[dict[str, Any]]) -> dict[str, int]:
-        """Insert dumped submissions for ``model`` in one transaction; known submission keys are skipped."""
+        """Insert dumped submissions for ``model`` in one transaction; known submission keys are skipped.
+
+        Scores keep their judge model; several judges' scores of one answer keep their order (last = latest).
+        """
         counts = {"submissions": 0, "skipped": 0, "predictions": 0, "scores": 0}
         model = _model_name(model)
         with self._write() as conn:
+            version = int(conn.execute(_NEXT_VERSION).fetchone()[0])
             model_id = _ensure_model(conn, model)
             for sub in submissions:
                 if conn.execute("SELECT 1 FROM submissions WHERE model_id = ? AND key = ?",
@@ -379,7 +456,8 @@ class ResultsDB:
                     for sc in pred.get("scores", []):
                         conn.execute(
                             _INSERT_SCORE,
-                            (pid, sc["metric"], sc.get("value"), sc["status"], sc.get("reason") or ""),
+                            (pid, sc["metric"], sc.get("value"), sc["status"], sc.get("reason") or "",
+                             sc.get("judge_model") or "", sc.get("prompt_version") or "", version),
                         )
                         counts["scores"] += 1
         return counts

@@ -65,6 +65,28 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX predictions_key ON predictions (video_id, task, probe)",
         "CREATE INDEX scores_metric ON scores (metric)",
     ],
+    # Judge scores record their judge model and prompt version, and several judges' verdicts on one
+    # answer coexist; ``version`` (the data version of the write) orders them, so the latest judge run
+    # is what readers show by default. Rows from older releases keep an empty (unrecorded) judge model.
+    3: [
+        """CREATE TABLE scores_v3 (
+            prediction_id INTEGER NOT NULL REFERENCES predictions(id) ON DELETE CASCADE,
+            metric TEXT NOT NULL,
+            judge_model TEXT NOT NULL DEFAULT '',
+            prompt_version TEXT NOT NULL DEFAULT '',
+            value REAL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            version INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (prediction_id, metric, judge_model, prompt_version)
+        )""",
+        "INSERT INTO scores_v3 (prediction_id, metric, value, status, reason)"
+        " SELECT prediction_id, metric, value, status, reason FROM scores",
+        "DROP TABLE scores",
+        "ALTER TABLE scores_v3 RENAME TO scores",
+        "CREATE INDEX scores_metric ON scores (metric)",
+        "UPDATE meta SET value = value + 1 WHERE key = 'data_version'",
+    ],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
