@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.openai_stub import OpenAIStub
 from tests.submissions.tiny import answer_rows, write_tiny_annotations
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ("--metric", "bleu4", "--metric", "rougeL")
 
 
-def ecva(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def ecva(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "ecva_core.cli.main", *args], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ}, timeout=300)
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -128,3 +129,42 @@ def test_probe_only_file_without_judge_says_what_is_missing(tiny: dict[str, str]
     summary = json.loads(proc.stdout)
     assert summary["coverage"]["probe"] == ["no_keyframes"] and summary["coverage"]["matched"] == 6
     assert "hallucination pillar only" in summary["note"]
+    board = ecva("leaderboard", "--db", tiny["db"])
+    assert "No results yet" not in board.stdout
+    assert "probe: 6 probe answers; hallucination: not measured (no judge configured)" in board.stdout
+    listed = json.loads(ecva("leaderboard", "--db", tiny["db"], "--json").stdout)
+    assert listed["rows"] == [] and listed["unmeasured"] == [
+        {"model": "probe", "answers": 0, "probe_answers": 6,
+         "note": "hallucination: not measured (no judge configured)"}]
+    ecva("score", tiny["good"], "--model", "good", "--data", tiny["data"], "--db", tiny["db"], *FAST)
+    mixed = json.loads(ecva("leaderboard", "--by", "model", "--db", tiny["db"], "--json").stdout)
+    assert [r["model"] for r in mixed["rows"]] == ["good"] and [u["model"] for u in mixed["unmeasured"]] == ["probe"]
+    assert "probe: 6 probe answers" in ecva("leaderboard", "--by", "model", "--db", tiny["db"]).stdout
+
+
+def test_score_again_with_another_judge_model_rejudges_and_says_so(tiny: dict[str, str]) -> None:
+    args = ("score", tiny["good"], "--model", "good", "--judge", "--data", tiny["data"], "--db", tiny["db"], *FAST)
+    with OpenAIStub() as stub:
+        env = {"ECVA_JUDGE_BASE_URL": stub.base_url, "ECVA_JUDGE_API_KEY": "cli-secret-key"}
+        first = json.loads(ecva(*args, "--json", env={**env, "ECVA_JUDGE_MODEL": "judge-a"}).stdout)
+        calls = stub.calls
+        assert first["judge"]["model"] == "judge-a" and calls == 17 * 3
+        second = ecva(*args, "--json", env={**env, "ECVA_JUDGE_MODEL": "judge-b"})
+        summary = json.loads(second.stdout)
+        assert stub.calls == 2 * calls
+        assert "re-judging with judge-b, predictions unchanged" in second.stderr
+        assert summary["judge"]["model"] == "judge-b" and summary["judge"]["previous_models"] == ["judge-a"]
+        assert summary["resubmitted"] and summary["written"]["text_scores_written"] == 0
+        board = json.loads(ecva("leaderboard", "--by", "model", "--db", tiny["db"], "--json", env=env).stdout)
+        assert board["judge_models"] == {"good": ["judge-b"]}
+        assert "judge: judge-b (latest judge run per answer)" in board["notes"]
+        only_a = json.loads(ecva("leaderboard", "--by", "model", "--judge-model", "judge-a", "--db", tiny["db"],
+                                 "--json", env=env).stdout)
+        assert only_a["judge_models"] == {"good": ["judge-a"]}
+        back = ecva(*args, env={**env, "ECVA_JUDGE_MODEL": "judge-a"})
+        assert stub.calls == 2 * calls  # judge A's verdicts were kept: no call
+        assert "re-judging with judge-a" in back.stderr and "re-judged with judge-a" in back.stderr
+        assert "Judge: ok (judge-a)" in back.stdout
+        same = ecva(*args, env={**env, "ECVA_JUDGE_MODEL": "judge-a"})
+        assert stub.calls == 2 * calls and "re-judg" not in same.stderr and "nothing re-scored" in same.stderr
+    assert b"cli-secret-key" not in b"".join(p.read_bytes() for p in Path(tiny["db"]).parent.glob("r.db*"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,7 +18,7 @@ from ecva_core.errors import ConfigError
 from ecva_core.results import scoring
 from ecva_core.results.db import ResultsDB
 from ecva_core.results.scoring import score_submission
-from tests.openai_stub import OpenAIStub
+from tests.openai_stub import OpenAIStub, Reply
 from tests.submissions.tiny import answer_rows, load_tiny, write_tiny_annotations
 
 FAST = ["bleu1", "bleu4", "rougeL"]
@@ -171,3 +172,89 @@ def test_four_processes_scoring_at_once_all_land(tmp_path: Path) -> None:
     frame = db.scores_frame()
     assert frame.groupby("model").size().to_dict() == {f"model-{w}": 18 for w in range(4)}
     assert all(run["status"] == "done" for run in db.runs())
+
+
+def _judge_logic_of(body: dict) -> bool:
+    system = next(m["content"] for m in body["messages"] if m["role"] == "system")
+    return body.get("model") == "judge-b" and "ECVA AnomEval judge: logic" in system
+
+
+def _raw_rows(db: ResultsDB, sql: str) -> list[tuple]:
+    with sqlite3.connect(db.path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_switching_the_judge_model_rejudges_only_the_judge_pillars(dataset, tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path, probe=True)
+    notes: list[str] = []
+    with OpenAIStub() as stub:
+        stub.add_rule(_judge_logic_of, Reply.verdict(content='{"score": 0, "reason": "judge b is strict"}'))
+        base = replace(get_settings(), judge_base_url=stub.base_url, judge_api_key="secret-key-xyz",
+                       judge_max_retries=1)
+        judge_a, judge_b = replace(base, judge_model="judge-a"), replace(base, judge_model="judge-b")
+
+        first = score_submission(path, "m", dataset, db, metrics=FAST, settings=judge_a, notify=notes.append)
+        calls_a = stub.calls
+        predictions = _raw_rows(db, "SELECT * FROM predictions ORDER BY id")
+        text_rows = _raw_rows(db, "SELECT * FROM scores WHERE metric NOT LIKE 'judge%' ORDER BY rowid")
+        frame_a = db.scores_frame()
+        assert calls_a == 17 * 3 + 1 and notes == []
+        assert first["judge"]["model"] == "judge-a" and not first["judge"]["rejudged"]
+
+        stub.reset_counts()
+        second = score_submission(path, "m", dataset, db, metrics=FAST, settings=judge_b, notify=notes.append)
+        assert stub.calls == calls_a  # every verdict again, from the new judge only
+        assert {r.body["model"] for r in stub.requests} == {"judge-b"}
+        assert second["resubmitted"] and second["written"]["text_scores_written"] == 0
+        assert second["judge"]["model"] == "judge-b" and second["judge"]["rejudged"]
+        assert second["judge"]["previous_models"] == ["judge-a"]
+        assert notes == ["re-judging with judge-b, predictions unchanged (judged before by judge-a)"]
+        frame_b = db.scores_frame()
+        judged_b = frame_b[frame_b["metric"].str.startswith("judge_")]
+        assert set(judged_b["judge_model"]) == {"judge-b"} and len(judged_b) == len(
+            frame_a[frame_a["metric"].str.startswith("judge_")])
+        assert set(judged_b.loc[judged_b["status"].eq("ok") & judged_b["metric"].eq("judge_logic"), "value"]) == {0.0}
+        assert second["overall"]["judge_logic"] < first["overall"]["judge_logic"]
+        board = scoring.leaderboard_rows(db, by="model")
+        assert board["rows"][0]["judge_logic"] == pytest.approx(second["overall"]["judge_logic"])
+        only_a = db.scores_frame(judge_model="judge-a")
+        assert only_a.equals(frame_a)  # judge A's verdicts are all still there
+
+        stub.reset_counts()
+        third = score_submission(path, "m", dataset, db, metrics=FAST, settings=judge_a, notify=notes.append)
+        assert stub.calls == 0  # judge A's verdicts are stored (and cached): switching back is free
+        assert third["judge"]["calls_made"] == 0 and third["judge"]["previous_models"] == ["judge-b"]
+        assert third["judge"]["reactivated"] == len(frame_a[frame_a["metric"].str.startswith("judge_")])
+        assert db.scores_frame().equals(frame_a)
+        assert third["overall"]["judge_logic"] == pytest.approx(first["overall"]["judge_logic"])
+
+        fourth = score_submission(path, "m", dataset, db, metrics=FAST, settings=judge_a, notify=notes.append)
+        assert stub.calls == 0 and not fourth["judge"]["rejudged"] and fourth["judge"]["reactivated"] == 0
+    assert len(notes) == 2
+    assert _raw_rows(db, "SELECT * FROM predictions ORDER BY id") == predictions
+    assert _raw_rows(db, "SELECT * FROM scores WHERE metric NOT LIKE 'judge%' ORDER BY rowid") == text_rows
+    versions = _raw_rows(db, "SELECT DISTINCT judge_model, prompt_version FROM scores WHERE metric LIKE 'judge%'")
+    assert {v[0] for v in versions} == {"judge-a", "judge-b"} and all(v[1].endswith("-v1") for v in versions)
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("r.db*"))
+    assert b"secret-key-xyz" not in stored
+
+
+def test_judge_scores_stored_without_their_judge_are_rejudged_from_the_cache(dataset, tmp_path: Path) -> None:
+    """Scores stored before judges were recorded (empty judge model) are re-judged, from the cache when it has them."""
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path)
+    with OpenAIStub() as stub:
+        settings = replace(get_settings(), judge_base_url=stub.base_url, judge_api_key="k", judge_model="judge-a")
+        score_submission(path, "m", dataset, db, metrics=FAST, settings=settings)
+        calls = stub.calls
+        frame = db.scores_frame()
+        with sqlite3.connect(db.path) as conn:  # what a database migrated from version 2 holds
+            conn.execute("UPDATE scores SET judge_model = '', prompt_version = '' WHERE metric LIKE 'judge%'")
+        legacy = db.scores_frame()
+        assert set(legacy.loc[legacy["metric"].str.startswith("judge_"), "judge_model"]) == {""}
+        again = score_submission(path, "m", dataset, db, metrics=FAST, settings=settings)
+        assert stub.calls == calls  # same judge model: every verdict comes from the judge cache
+        assert again["judge"]["rejudged"] and again["judge"]["previous_models"] == ["an unrecorded judge"]
+        assert again["judge"]["cache_hits"] == calls
+    assert db.scores_frame().equals(frame)

@@ -75,7 +75,9 @@ class _Bar:
 @click.option("--task", default=None, help="Task of a one-task file without task_type (Description/Cause/Result...).")
 @click.option("--probe", default=None, is_flag=False, flag_value="no_keyframes",
               help="Mark every answer as a probe answer (given with key frames removed); default no_keyframes.")
-@click.option("--judge/--no-judge", default=None, help="Run the AnomEval judge (default: when one is configured).")
+@click.option("--judge/--no-judge", default=None,
+              help="Run the AnomEval judge (default: when one is configured). A file already judged by another "
+                   "judge model (ECVA_JUDGE_MODEL) is judged again; its predictions and text metrics are kept.")
 @click.option("--metric", "metrics", multiple=True,
               help="Text metric(s) to compute (default: every one available; see the README's metric table).")
 @common(data_option, db_option, json_option)
@@ -101,7 +103,7 @@ def score(file: Path, model: str, task: str | None, probe: str | None, judge: bo
     with _Bar() as bar:
         try:
             summary = score_submission(file, model, dataset, db, task=task_value, probe=probe, judge=judge,
-                                       progress=bar, metrics=list(metrics) or None)
+                                       progress=bar, metrics=list(metrics) or None, notify=log)
         except SubmissionError:
             bar.progress.stop()
             raise
@@ -113,27 +115,33 @@ def score(file: Path, model: str, task: str | None, probe: str | None, judge: bo
 
 def _print_summary(summary: dict[str, Any]) -> None:
     cov = summary["coverage"]
-    log(f"stored as submission {summary['submission_id']} of model {summary['model']!r}"
-        + (" (already stored: nothing re-scored)" if summary["resubmitted"] else ""))
+    judge = summary["judge"]
+    if not summary["resubmitted"]:
+        stored = ""
+    elif judge.get("rejudged"):
+        stored = f" (already stored: predictions unchanged, re-judged with {judge['model']})"
+    else:
+        stored = " (already stored: nothing re-scored)"
+    log(f"stored as submission {summary['submission_id']} of model {summary['model']!r}{stored}")
     click.echo(f"Coverage: {cov['matched']} of {cov['expected']} questions answered, {cov['missing']} missing, "
                f"{cov['extra']} extra, {cov['failed']} failed (ERROR {cov['error_rows']}, empty {cov['empty_rows']})"
                + (f", {cov['probe_rows']} probe answers" if cov.get("probe_rows") else ""))
     if summary.get("warnings"):
         click.echo(f"Warnings: {summary['warnings']} (first: {summary['problems'][0]['problem']})")
-    judge_status = summary["judge"]["status"]
+    judge_status = judge["status"] + (f" ({judge['model']})" if judge.get("model") else "")
     if summary.get("note"):
         click.echo(f"Scores: {summary['note']}")
         click.echo(f"Judge: {judge_status}")
         return
     measures = list(summary["measures"])
-    if judge_status != "ok":
+    if judge["status"] != "ok":
         measures += [m for m in JUDGE_ROWS if m not in measures]
     blocks = [*summary["tasks"].items(), ("overall", summary["overall"])]
     header = ["measure", *[name for name, _ in blocks]]
     rows = [["questions", *[str(b.get("n_questions", 0)) for _, b in blocks]],
             ["failed scores", *[str(b.get("n_failed", 0)) for _, b in blocks]]]
     for measure in measures:
-        if measure in JUDGE_ROWS and judge_status != "ok":
+        if measure in JUDGE_ROWS and judge["status"] != "ok":
             cells = [judge_status if name in SCORED or name == "overall" else "-" for name, _ in blocks]
             rows.append([measure, *cells])
         else:
@@ -149,19 +157,27 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @click.option("--variant", type=click.Choice(["all", "valid"]), default="all", show_default=True,
               help="all: failures count 0; valid: failures excluded.")
 @click.option("--metric", "metrics", multiple=True, help="Measure(s) to show (default: the headline ones present).")
+@click.option("--judge-model", default=None,
+              help="Judge metrics from this judge model only (default: each answer's latest judge run).")
 @common(data_option, db_option, json_option)
-def leaderboard(by: str, variant: str, metrics: tuple[str, ...], data_path: Path | None, db_path: Path | None,
-                as_json: bool) -> None:
+def leaderboard(by: str, variant: str, metrics: tuple[str, ...], judge_model: str | None, data_path: Path | None,
+                db_path: Path | None, as_json: bool) -> None:
     """Every model's scores with 95% confidence intervals (bootstrapped by video)."""
     from ecva_core.results.scoring import leaderboard_rows
 
     payload = leaderboard_rows(_open_db(db_path), by=by, variant=variant, metrics=list(metrics) or None,
-                               data_path=data_path)
+                               data_path=data_path, judge_model=judge_model)
     if as_json:
         emit_json(payload)
         return
+    unmeasured = payload["unmeasured"]
     if not payload["rows"]:
-        click.echo("No results yet: score a submission with `ecva score FILE --model NAME`.")
+        if not unmeasured:
+            click.echo("No results yet: score a submission with `ecva score FILE --model NAME`.")
+            return
+        _print_unmeasured(unmeasured)
+        for note in payload.get("notes", []):
+            click.echo(note)
         return
     shown = payload["measures"]
     keys = {"model": [], "task": ["task"], "category": ["category_name"]}[by]
@@ -170,8 +186,18 @@ def leaderboard(by: str, variant: str, metrics: tuple[str, ...], data_path: Path
             for r in payload["rows"]]
     _print_table(f"Leaderboard by {by} ({variant}; mean [95% CI, resampling videos])", header, rows)
     click.echo(payload["anomeval_label"])
+    _print_unmeasured(unmeasured)
     for note in payload.get("notes", []):
         click.echo(note)
+
+
+def _print_unmeasured(unmeasured: list[dict[str, Any]]) -> None:
+    """Models with answers but no leaderboard row, one line each with the reason."""
+    for entry in unmeasured:
+        answered = [f"{entry['answers']} answers"] if entry["answers"] else []
+        if entry["probe_answers"]:
+            answered.append(f"{entry['probe_answers']} probe answers")
+        click.echo(f"{entry['model']}: {', '.join(answered)}; {entry['note']}")
 
 
 @click.command()

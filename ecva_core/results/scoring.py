@@ -5,6 +5,10 @@ database does not hold yet, so a run killed mid-way resumes where it stopped and
 already scored file does no work (judge verdicts also come back from the judge cache).
 Failed predictions (``ERROR``, empty) are stored as failures, never as scores, and never reach
 the judge.
+
+Judge scores are kept per judge model and prompt version: re-scoring a stored file with another
+judge model judges its stored answers again (predictions and text metrics stay as they are), and
+switching back to a judge that already scored them only makes its verdicts the latest again.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ecva_core.dataset import Dataset
+    from ecva_core.metrics.judge import JudgeRequest
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages: "validate", "text", "auxiliary", "judge"."""
+Notify = Callable[[str], None]
+"""``notify(message)``: a one-line note for the person running the score (e.g. a re-judge)."""
 
 TEXT_BATCH = 256
 JUDGE_BATCH = 512
@@ -58,11 +65,13 @@ def score_submission(
     *,
     metrics: Sequence[str] | None = None,
     settings: Settings | None = None,
+    notify: Notify | None = None,
 ) -> dict[str, Any]:
     """Validate, store and score one submission file for ``model``; return the summary dict.
 
     ``judge=None`` runs the AnomEval judge when one is configured; ``metrics`` restricts the text
-    metrics (default: every metric available with these settings).
+    metrics (default: every metric available with these settings). A stored file judged before by
+    another judge model is judged again with the configured one (``notify`` hears about it).
     """
     settings = settings or get_settings()
     use_judge = settings.judge_configured if judge is None else judge
@@ -93,7 +102,7 @@ def score_submission(
         counts["text_scores_written"] = _score_text(db, submission_id, dataset, settings, metrics, progress)
         counts["auxiliary_scores_written"] = _score_auxiliary(db, submission_id, dataset, progress)
         judge_summary = (
-            _score_judge(db, submission_id, dataset, settings, progress) if use_judge else None
+            _score_judge(db, submission_id, dataset, settings, progress, notify) if use_judge else None
         )
     except BaseException:
         db.finish_run(run_id, "failed", counts)
@@ -121,7 +130,7 @@ def _judge_status(use_judge: bool, settings: Settings, run: dict[str, Any] | Non
         return {"status": NO_JUDGE}
     if not use_judge:
         return {"status": "disabled (--no-judge)"}
-    return {"status": "ok", "model": settings.judge_model, **(run or {})}
+    return {"status": "ok", **(run or {}), "model": settings.judge_model}
 
 
 def _items(dataset: Dataset, preds: Sequence[StoredPrediction]) -> dict[tuple[str, str], QAItem]:
@@ -219,30 +228,54 @@ def _score_auxiliary(db: ResultsDB, submission_id: int, dataset: Dataset, progre
     return written
 
 
+def _judge_identity(metric: str, settings: Settings) -> tuple[str, str]:
+    """(judge model, prompt version) that a judge metric is scored with under ``settings``."""
+    from ecva_core.metrics.judge import METRIC_NAMES
+    from ecva_core.metrics.judge.prompts import prompt_for
+
+    judge = next(j for j, m in METRIC_NAMES.items() if m == metric)
+    return settings.judge_model, prompt_for(judge).version
+
+
 def _score_judge(
-    db: ResultsDB, submission_id: int, dataset: Dataset, settings: Settings, progress: Progress | None
+    db: ResultsDB, submission_id: int, dataset: Dataset, settings: Settings, progress: Progress | None,
+    notify: Notify | None = None,
 ) -> dict[str, Any]:
-    """AnomEval judges for predictions lacking them; failed predictions are stored as failures, unsent."""
+    """AnomEval judges for predictions lacking this judge's verdicts; failed predictions are stored as
+    failures, unsent. Verdicts this judge already stored but another judge superseded become the latest
+    again without a call."""
     from ecva_core.metrics.judge import JUDGES, METRIC_NAMES, plan_judges, requests_for, run_judges
     from ecva_core.metrics.judge.prompts import HALLUCINATION
 
     stored = [p for p in db.stored_predictions(submission_id) if Task(p.task) in SCORED_TASKS]
-    done = db.scored_metrics(submission_id)
+    states = db.judge_scores(submission_id)
+    mine = {(s.prediction_id, s.metric): s for s in states
+            if (s.judge_model, s.prompt_version) == _judge_identity(s.metric, settings)}
+    previous = sorted({_judge_label(s.judge_model, settings) for s in states
+                       if s.latest and mine.get((s.prediction_id, s.metric)) is not s})
     by_key = {(p.video_id, p.task, p.probe): p for p in stored}
     metric_of = {judge: METRIC_NAMES[judge] for judge in JUDGES}
     rows: list[ScoreRow] = []
     pending: list[Prediction] = []
     for pred in stored:
         wanted = [metric_of[HALLUCINATION]] if pred.probe else [m for j, m in metric_of.items() if j != HALLUCINATION]
-        missing = [m for m in wanted if m not in done.get(pred.id, set())]
+        missing = [m for m in wanted if (pred.id, m) not in mine]
         if not missing:
             continue
         if pred.status != PredictionStatus.OK.value:
-            rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred)) for m in missing]
+            rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred),
+                              *_judge_identity(m, settings)) for m in missing]
         else:
             pending.append(Prediction(pred.video_id, Task(pred.task), pred.output, pred.prompt, pred.probe or None))
+    if previous and notify:
+        notify(f"re-judging with {settings.judge_model}, predictions unchanged (judged before by "
+               f"{', '.join(previous)})")
+    reactivated = db.activate_judge_scores(
+        (s.prediction_id, s.metric, s.judge_model, s.prompt_version) for s in mine.values() if not s.latest
+    )
     db.write_scores(rows)
-    requests = requests_for(pending, _items(dataset, stored).values())
+    requests = [r for r in requests_for(pending, _items(dataset, stored).values())
+                if (_prediction_of(by_key, r).id, r.metric) not in mine]
     cache = db.judge_cache()
     totals: dict[str, Any] = {"requests": len(requests), "scored": 0, "failed": 0, "skipped": 0, "calls_made": 0,
                               "cache_hits": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
@@ -260,8 +293,9 @@ def _score_judge(
             batch_rows = []
             for result in run.results:
                 req = result.request
-                pred = by_key[(req.video_id, req.task.value, req.probe or "")]
-                batch_rows.append(ScoreRow(pred.id, req.metric, result.value, str(result.status), result.reason))
+                pred = _prediction_of(by_key, req)
+                batch_rows.append(ScoreRow(pred.id, req.metric, result.value, str(result.status), result.reason,
+                                           *_judge_identity(req.metric, settings)))
             db.write_scores(batch_rows)
             for name in ("scored", "failed", "skipped"):
                 totals[name] += getattr(run, name)
@@ -271,7 +305,20 @@ def _score_judge(
         cache.close()
     totals["cost"] = round(totals["cost"], 6)
     totals["failed_predictions"] = len({r.prediction_id for r in rows})
+    totals["reactivated"] = reactivated
+    totals["rejudged"] = bool(previous)
+    totals["previous_models"] = previous
     return totals
+
+
+def _prediction_of(by_key: dict[tuple[str, str, str], StoredPrediction], request: JudgeRequest) -> StoredPrediction:
+    return by_key[(request.video_id, request.task.value, request.probe or "")]
+
+
+def _judge_label(judge_model: str, settings: Settings) -> str:
+    if not judge_model:
+        return "an unrecorded judge"
+    return f"{judge_model} (older prompts)" if judge_model == settings.judge_model else judge_model
 
 
 MEASURE_ORDER = (
@@ -358,23 +405,67 @@ def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 def leaderboard_rows(
     db: ResultsDB, by: str = "task", variant: str = "all", metrics: Sequence[str] | None = None,
-    data_path: Path | None = None,
+    data_path: Path | None = None, judge_model: str | None = None,
 ) -> dict[str, Any]:
-    """The leaderboard as plain data (what ``ecva leaderboard --json`` prints); ``by``: model/task/category."""
+    """The leaderboard as plain data (what ``ecva leaderboard --json`` prints); ``by``: model/task/category.
+
+    Judge metrics come from each answer's latest judge run, or from ``judge_model`` only. Models with
+    answers but nothing to rank (e.g. only probe answers and no judge verdicts) are listed under
+    ``unmeasured`` with the reason, rather than left out.
+    """
     from ecva_core.metrics import aggregate
 
-    frame = db.scores_frame()
+    frame = db.scores_frame(judge_model=judge_model)
     group = None if by == "model" else by
     videos = _videos_frame(data_path) if by == "category" and not frame.empty else None
     usable = _aggregatable(frame).any()
     rows = _json_rows(aggregate.leaderboard(frame, videos, by=group, variant=variant)) if usable else []
     shown = list(metrics) if metrics else measures_present(rows)
+    configured = get_settings().judge_configured
     notes = []
     if not any(r.get(m) is not None for r in rows for m in JUDGE_MEASURES[4:]):
-        notes.append(f"judge metrics: {NO_JUDGE}" if not get_settings().judge_configured
+        notes.append(f"judge metrics: {NO_JUDGE}" if not configured
                      else "judge metrics: none stored yet (score with --judge)")
+    notes += _judge_notes(frame, judge_model)
     return {"by": by, "variant": variant, "measures": shown, "rows": rows, "notes": notes,
-            "anomeval_label": aggregate.ANOMEVAL_LABEL}
+            "unmeasured": _unmeasured(db, {r["model"] for r in rows}, configured),
+            "judge_models": _judge_models(frame), "anomeval_label": aggregate.ANOMEVAL_LABEL}
+
+
+def _judge_models(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """For each model, the judge models its shown judge scores come from ("" = not recorded)."""
+    judged = frame[frame["metric"].str.startswith("judge_")]
+    return {str(m): sorted(set(group)) for m, group in judged.groupby("model")["judge_model"]}
+
+
+def _judge_notes(frame: pd.DataFrame, judge_model: str | None) -> list[str]:
+    used = sorted({j for js in _judge_models(frame).values() for j in js})
+    if not used:
+        return []
+    names = ", ".join(j or "unrecorded (scored before judges were recorded)" for j in used)
+    source = f"only {judge_model}" if judge_model is not None else "latest judge run per answer"
+    notes = [f"judge: {names} ({source})"]
+    if len(used) > 1:
+        notes.append("judge metrics come from different judge models; re-score with one judge to compare them")
+    return notes
+
+
+def _unmeasured(db: ResultsDB, ranked: set[str], judge_configured: bool) -> list[dict[str, Any]]:
+    """Models with stored answers but no leaderboard row, and why."""
+    preds = db.predictions_frame()
+    out = []
+    for model, group in preds.groupby("model"):
+        if model in ranked:
+            continue
+        probes = int((group["probe"] != "").sum())
+        answers = len(group) - probes
+        if answers == 0 and probes:
+            note = ("hallucination: not measured (no judge configured)" if not judge_configured
+                    else "hallucination: not measured (no judge verdicts stored; score it again with --judge)")
+        else:
+            note = "not scored yet (score it again to resume)"
+        out.append({"model": str(model), "answers": answers, "probe_answers": probes, "note": note})
+    return out
 
 
 def compare_models(
