@@ -63,6 +63,7 @@ def test_score_table_leaderboard_compare(tiny: dict[str, str]) -> None:
     cmp = json.loads(ecva("compare", "good", "poor", "--db", tiny["db"], "--json").stdout)
     rouge = cmp["measures"]["rougeL"]
     assert rouge["n_questions"] == 18 and rouge["diff"] > 0 and rouge["significant"]
+    assert cmp["judge_models"] == {}  # no judge scores stored
     assert "significant" in ecva("compare", "good", "poor", "--db", tiny["db"]).stdout
 
 

@@ -471,7 +471,8 @@ def _unmeasured(db: ResultsDB, ranked: set[str], judge_configured: bool) -> list
 def compare_models(
     db: ResultsDB, model_a: str, model_b: str, metrics: Sequence[str] | None = None, variant: str = "all"
 ) -> dict[str, Any]:
-    """Paired comparison on common questions per measure (what ``ecva compare --json`` prints)."""
+    """Paired comparison on common questions per measure (what ``ecva compare --json`` prints); ``judge_models``
+    names the judge(s) behind each model's judge metrics, which should match for a fair comparison."""
     from ecva_core.errors import ResultsError
     from ecva_core.metrics import aggregate
 
@@ -480,8 +481,9 @@ def compare_models(
         if name not in known:
             raise ResultsError(f"no model named {name!r} in {db.path}; known: {', '.join(sorted(known)) or 'none'}")
     frame = db.scores_frame(models=[model_a, model_b])
+    judges = _judge_models(frame)
     if not _aggregatable(frame).any():
-        return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": {}}
+        return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": {}, "judge_models": judges}
     table = aggregate.question_table(frame, variant)
     present = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
     if any(m in present for m in ("basic", "consistency", "hallucination")):
@@ -491,4 +493,4 @@ def compare_models(
     for measure in wanted:
         result = aggregate.compare_models(frame, model_a, model_b, measure=measure, variant=variant)
         results[measure] = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
-    return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": results}
+    return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": results, "judge_models": judges}
