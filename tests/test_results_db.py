@@ -312,3 +312,5 @@ def test_export_import_keeps_every_judges_scores_and_which_is_latest(tmp_path: P
     import_results(flat, csv_out)
     cols = ["video_id", "metric", "value", "status", "reason"]
     assert flat.scores_frame()[cols].equals(src.scores_frame()[cols])  # CSV keeps the latest verdicts' values
+    judged = flat.scores_frame(judge_model="judge-a")
+    assert set(judged.loc[judged["metric"] == "judge_consistency", "judge_model"]) == {"judge-a"}

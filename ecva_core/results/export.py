@@ -22,8 +22,10 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = [
     "model", "submission_key", "file_name", "file_hash", "created", "dataset", "dataset_fingerprint",
     "coverage", "video_id", "task", "probe", "prediction_status", "row", "prompt", "output",
-    "metric", "value", "score_status", "reason",
+    "metric", "value", "score_status", "reason", "judge_model", "prompt_version",
 ]
+# Columns an older export may lack; they read as empty.
+OPTIONAL_CSV_COLUMNS = {"judge_model", "prompt_version"}
 
 
 def escape_cell(value: object) -> object:
@@ -91,9 +93,10 @@ def _to_csv(model: str, submissions: list[dict[str, Any]]) -> str:
             body = [pred["video_id"], pred["task"], pred["probe"], pred["status"],
                     "" if pred["row"] is None else pred["row"], pred["prompt"], pred["output"]]
             for score in pred["scores"] or [None]:
-                tail = (["", "", "", ""] if score is None else
+                tail = (["", "", "", "", "", ""] if score is None else
                         [score["metric"], "" if score["value"] is None else repr(float(score["value"])),
-                         score["status"], score["reason"]])
+                         score["status"], score["reason"], score.get("judge_model") or "",
+                         score.get("prompt_version") or ""])
                 writer.writerow([escape_cell(c) for c in head + body + tail])
     return buffer.getvalue()
 
@@ -112,7 +115,7 @@ def _from_json(text: str, path: Path) -> tuple[str, list[dict[str, Any]]]:
 
 def _from_csv(text: str, path: Path) -> tuple[str, list[dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or not set(CSV_COLUMNS) <= set(reader.fieldnames):
+    if reader.fieldnames is None or not set(CSV_COLUMNS) - OPTIONAL_CSV_COLUMNS <= set(reader.fieldnames):
         raise ResultsError(f"{path} is not an ECVA results CSV export (columns: {', '.join(CSV_COLUMNS)})")
     model = ""
     subs: dict[str, dict[str, Any]] = {}
@@ -146,7 +149,8 @@ def _from_csv(text: str, path: Path) -> tuple[str, list[dict[str, Any]]]:
             except ValueError:
                 raise ResultsError(f"{path}, line {number}: value {row['value']!r} is not a number") from None
             pred["scores"].append({"metric": row["metric"], "value": value, "status": row["score_status"],
-                                   "reason": row["reason"]})
+                                   "reason": row["reason"], "judge_model": row.get("judge_model", ""),
+                                   "prompt_version": row.get("prompt_version", "")})
     if not model:
         raise ResultsError(f"{path} holds no results")
     return model, list(subs.values())
