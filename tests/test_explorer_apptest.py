@@ -270,3 +270,31 @@ def test_submit_shows_the_judge_plan_before_scoring(app_env: Path, monkeypatch: 
     at.file_uploader(key="sub_file").set_value(("fresh.json", data.replace(b"None", b"none"), "application/json"))
     at.run()
     assert any("will make about" in i.value and "estimated cost" in i.value for i in at.info)
+
+
+def test_serve_passes_data_and_db_to_the_app_process(tmp_path: Path) -> None:
+    from ecva_core.cli.serve import EXPLORER_SCRIPT, explorer_command, explorer_env
+    from ecva_core.errors import ConfigError
+
+    command = explorer_command(8599)
+    assert str(EXPLORER_SCRIPT) in command and "--server.headless=true" in command
+    assert "--server.port=8599" in command and "--server.address=127.0.0.1" in command
+    env = explorer_env(tmp_path, tmp_path / "r.db")
+    assert env["ECVA_DATA"] == str(tmp_path.resolve()) and env["ECVA_DB"] == str((tmp_path / "r.db").resolve())
+    with pytest.raises(ConfigError, match="no such file"):
+        explorer_env(tmp_path / "missing", None)
+
+
+def test_every_page_explains_an_empty_database(
+    scored_demo: tuple[Path, Path], isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo, _ = scored_demo
+    data = isolated_home.parent / "plain-dataset"
+    data.mkdir()
+    shutil.copy(demo / "annotations.csv", data / "annotations.csv")
+    monkeypatch.setenv("ECVA_DATA", str(data))
+    at = _app()
+    assert any("No model has been scored yet" in i.value for i in at.info)
+    for page in ("breakdown", "questions", "compare", "submit", "dataset"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and not _errors(at), (page, _errors(at))

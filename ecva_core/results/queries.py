@@ -132,6 +132,8 @@ def question_scores(scores: pd.DataFrame, measure: str, variant: str = "all") ->
     per question from the pillars it has, with the reconstruction's weights)."""
     from ecva_core.metrics.aggregate import question_table
 
+    if scores.empty:
+        return scores[["model", "video_id", "task"]].assign(value=float("nan"))
     table = question_table(scores, variant)
     if measure == "anomeval":
         value = _anomeval_per_question(table)
@@ -530,6 +532,16 @@ def leaderboard_view(
     from ecva_core.metrics.aggregate import leaderboard
 
     scoped = _restrict(scores, dataset, majors, tasks)
+    if scoped.empty:
+        empty = pd.DataFrame(columns=["model"])
+        return LeaderboardView(
+            empty,
+            pd.DataFrame(columns=["model", "task", "facet", "mean", "low", "high"]),
+            pd.DataFrame(columns=["model", "pillar", "value"]),
+            "score",
+            ("model",),
+            "No scores for these filters.",
+        )
     overall = leaderboard(scoped, variant=mode)
     by_task = leaderboard(scoped, by="task", variant=mode)
     judged = overall["anomeval"].notna().any() if "anomeval" in overall else False

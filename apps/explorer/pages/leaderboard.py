@@ -115,15 +115,14 @@ def _pick_model() -> None:
 
 def render() -> None:
     ds = state.dataset()
-    scores = state.scores()
     st.title("Leaderboard")
-    if scores.empty:
+    base = state.leaderboard("all", (), ())
+    if base.table.empty:
         st.info("No model has been scored yet: upload a submission on the Submit page.")
         st.page_link("pages/submit.py", label="Submit a model", icon=":material/upload_file:")
         return
     cats = queries.video_categories(ds)
     majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))
-    base = state.leaderboard("all", (), ())
     headline = base.default_columns[1] if len(base.default_columns) > 1 else "model"
     sortable = [headline, *(c for c in base.table.columns if c != headline and not c.endswith("CI"))]
     opts = _controls(sortable, list(base.table.columns), majors)
@@ -145,7 +144,7 @@ def render() -> None:
     c1, c2, c3 = st.columns([2, 1, 1])
     model = c1.selectbox("Model", list(table["model"]), key="lb_model") if not table.empty else None
     if model and c1.button("Open its questions", key="lb_open"):
-        first = queries.first_question(ds, scores, model)
+        first = queries.first_question(ds, state.scores(), model)
         if first:
             open_question(first[0], first[1], [model])
     c2.download_button("Download CSV", table.to_csv(index=False).encode(), "leaderboard.csv", "text/csv")
