@@ -40,7 +40,11 @@ def test_video_part_only_in_the_first_user_turn(tmp_path: Path) -> None:
     assert all(part["type"] == "text" for m in conv[2:] for part in m["content"])
 
 
-def test_missing_model_is_a_load_error(tmp_path: Path) -> None:
+def test_missing_model_is_a_load_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    # the hub library reads HF_HUB_OFFLINE once at import; make sure no test reaches for the network
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelLoadError, match=r"hf:"):
         load_model(f"hf:{tmp_path / 'absent'}", device="cpu")
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE"):

@@ -64,16 +64,14 @@ class HFVideoChat(ChatModel):
     def load(cls, spec: str, source: str, options: ModelOptions) -> HFVideoChat:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        source = source or DEFAULT_HF_MODEL
+        source = DEFAULT_HF_MODEL if source in ("", "default") else source
         device = options.resolved_device()
         dtype = options.resolved_dtype(device)
         processor = _load(AutoProcessor.from_pretrained, source, "processor")
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": options.attn_implementation}
-        if options.device_map:
-            kwargs["device_map"] = options.device_map
+        if options.device_map or device.startswith("cuda"):
+            kwargs["device_map"] = options.device_map or {"": device}
         model = _load(AutoModelForImageTextToText.from_pretrained, source, "model", **kwargs)
-        if not options.device_map:
-            model.to(device)
         return cls(spec, model.eval(), processor, options)
 
     def conversation(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:

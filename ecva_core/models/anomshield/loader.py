@@ -112,6 +112,7 @@ def _pretrained(loader: Any, source: str, what: str, hint: str, **kwargs: Any) -
 
 def load_anomshield(path: str | Path, options: ModelOptions, model_base: str | None = None) -> Any:
     """Build :class:`AnomShieldModel` from ``path`` on the device and dtype of ``options``."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig
 
     from ecva_core.models.anomshield.modeling import AnomShieldModel
@@ -132,8 +133,8 @@ def load_anomshield(path: str | Path, options: ModelOptions, model_base: str | N
     text_config = MistralConfig.from_dict({k: v for k, v in cfg.text_config.items() if k != "_name_or_path"})
     load_kwargs: dict[str, Any] = {"config": text_config, "dtype": dtype,
                                    "attn_implementation": options.attn_implementation}
-    if options.device_map:
-        load_kwargs["device_map"] = options.device_map
+    if options.device_map or device.startswith("cuda"):
+        load_kwargs["device_map"] = options.device_map or {"": device}  # straight to the GPU, no CPU copy
     language_model = _pretrained(AutoModelForCausalLM.from_pretrained, lm_source, "base language model", hint,
                                  **load_kwargs)
     if language_model.get_input_embeddings().weight.shape[0] != text_config.vocab_size:
@@ -168,9 +169,10 @@ def load_anomshield(path: str | Path, options: ModelOptions, model_base: str | N
     tower = CLIPVisionTower(vision_model, cfg.mm_vision_select_layer, cfg.mm_vision_select_feature)
     model = AnomShieldModel(cfg, language_model, tower, tokenizer, image_processor)
     model.load_official_projector(projector_state, projector_source)
-    target = device if not options.device_map else model.device
-    model.vision_tower.to(device=target, dtype=dtype)
-    model.mm_projector.to(device=target, dtype=dtype)
-    if not options.device_map:
-        model.language_model.to(device)
+    try:
+        model.vision_tower.to(device=model.device, dtype=dtype)
+        model.mm_projector.to(device=model.device, dtype=dtype)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise ModelLoadError("out of GPU memory placing the vision tower and projector: free the GPU, use "
+                             "dtype='fp16'/'bf16' or device_map='auto'") from exc
     return model.eval()
