@@ -101,6 +101,7 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=540.0)
     parser.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
     parser.add_argument("--skip-static-generate", action="store_true")
+    parser.add_argument("--no-tuning", action="store_true", help="skip the coordinate-descent-tuned fast path")
     args = parser.parse_args()
 
     import transformers
@@ -187,7 +188,10 @@ def main() -> int:
         n = args.baseline_tokens
         t_one, _ = timed(lambda: run(1), device, repeats=2, warmup=1)
         t_n, _ = timed(lambda: run(n), device, repeats=2, warmup=1 if static else 0)
-        return batch * (n - 1) / max(t_n - t_one, 1e-9)
+        decode_s = t_n - t_one
+        if decode_s <= 0.1 * t_n:  # timer noise on tiny runs: fall back to the whole call
+            return batch * n / t_n
+        return batch * (n - 1) / decode_s
 
     def do_baselines(static: bool) -> Callable[[], None]:
         def run() -> None:
@@ -202,7 +206,14 @@ def main() -> int:
                       f"({rate / batch:.1f} per sequence)", flush=True)
         return run
 
-    def do_fast() -> None:
+    def do_fast_tuned() -> None:
+        """The fast path again with inductor's coordinate-descent tuning of its kernels (slower compile)."""
+        import torch._inductor.config as inductor_config
+
+        inductor_config.coordinate_descent_tuning = True
+        do_fast(prefix="fast_tuned")
+
+    def do_fast(prefix: str = "fast") -> None:
         from ecva_core.models.decoding import StaticDecoder
 
         lm = parts["lm"]
@@ -210,9 +221,9 @@ def main() -> int:
         decoder = StaticDecoder(lm, max_cache_len=length, compile_step=not args.no_compile and device != "cpu")
         state["decoder"] = decoder
         for batch in batches:
-            fast_for_batch(decoder, batch)
+            fast_for_batch(decoder, batch, prefix)
 
-    def fast_for_batch(decoder: Any, batch: int) -> None:
+    def fast_for_batch(decoder: Any, batch: int, prefix: str) -> None:
         embeds = prompt_embeds(batch)
         t0 = time.perf_counter()
         for _ in range(2):  # warm-up: compiles and records the CUDA graphs
@@ -237,10 +248,11 @@ def main() -> int:
         t_all, count = timed(decode, device, repeats=3, warmup=0)
         t_prefill, _ = timed(lambda: decoder.prefill(embeds), device, repeats=3, warmup=0)
         rate = batch * (count - 1) / max(t_all - t_prefill, 1e-9)
-        results[f"fast_b{batch}_tok_s"] = round(rate, 1)
-        results[f"fast_b{batch}_ttft_ms"] = round(ttft * 1e3, 1)
-        results[f"fast_b{batch}_prefill_ms"] = round(t_prefill * 1e3, 1)
-        print(f"fast path batch {batch}: {rate:.1f} tok/s ({rate / batch:.1f} per sequence), first token "
+        results[f"{prefix}_b{batch}_tok_s"] = round(rate, 1)
+        results[f"{prefix}_b{batch}_ttft_ms"] = round(ttft * 1e3, 1)
+        results[f"{prefix}_b{batch}_prefill_ms"] = round(t_prefill * 1e3, 1)
+        label = prefix.replace("_", " ")
+        print(f"{label} path batch {batch}: {rate:.1f} tok/s ({rate / batch:.1f} per sequence), first token "
               f"{ttft*1e3:.1f} ms (prefill {t_prefill*1e3:.1f} ms), warm-up/compile {warm:.1f}s", flush=True)
 
     phase("build", do_build, needs_s=30 if not args.tiny else 1)
@@ -252,12 +264,18 @@ def main() -> int:
             if not args.skip_static_generate:
                 phase("baseline generate, static cache", do_baselines(static=True), needs_s=60 if not args.tiny
                       else 1)
+            if device.startswith("cuda") and not args.no_compile and not args.no_tuning:
+                phase("fast path + coordinate-descent tuning", do_fast_tuned, needs_s=150)
     signal.alarm(0)
     if device.startswith("cuda"):
         results["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     results["total_s"] = round(time.perf_counter() - started, 1)
+    for batch in batches:
+        candidates = [results.get(f"{p}_b{batch}_tok_s") for p in ("fast", "fast_tuned")]
+        if any(candidates):
+            results[f"best_b{batch}_tok_s"] = max(c for c in candidates if c)
     base = results.get("dynamic_generate_b1_tok_s")
-    fast = results.get("fast_b1_tok_s")
+    fast = results.get("best_b1_tok_s")
     if base and fast:
         results["speedup_b1_vs_dynamic"] = round(fast / base, 2)
     print("\n| figure | value |\n|---|---|")
