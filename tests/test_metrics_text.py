@@ -45,8 +45,8 @@ def test_bleu_equals_nltk_sentence_bleu_with_method1(shared_ecva: Path):
 def test_rouge_matches_rouge_score_and_is_in_unit_range():
     from rouge_score.rouge_scorer import RougeScorer
 
-    refs = [REF, "fire broke out in the factory", ""]
-    cands = [LONG, "the factory was burning", "something"]
+    refs = [REF, "fire broke out in the factory", "", "the the the car", LONG]
+    cands = [LONG, "the factory was burning", "something", "the car the", REF]
     scores = score_text(refs, cands, metrics=["rouge1", "rouge2", "rougeL"])
     scorer = RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     for i, (ref, cand) in enumerate(zip(refs, cands, strict=True)):
@@ -54,6 +54,18 @@ def test_rouge_matches_rouge_score_and_is_in_unit_range():
         for name in ("rouge1", "rouge2", "rougeL"):
             assert scores[name][i] == pytest.approx(expected[name].fmeasure)
             assert 0.0 <= scores[name][i] <= 1.0
+
+
+def test_bit_parallel_lcs_equals_the_dynamic_programme():
+    import random
+
+    from rouge_score.rouge_scorer import _lcs_table
+
+    rng = random.Random(0)
+    for _ in range(300):
+        a = [rng.choice("abcde") for _ in range(rng.randint(1, 12))]
+        b = [rng.choice("abcde") for _ in range(rng.randint(1, 30))]
+        assert lexical.lcs_length(a, b) == _lcs_table(a, b)[-1][-1]
 
 
 def test_bad_arguments_raise():

@@ -4,12 +4,14 @@ BLEU is computed here (one pass over the n-gram counts gives all four orders) an
 ``nltk.translate.bleu_score.sentence_bleu`` with uniform cumulative weights and smoothing
 ``method1`` (epsilon 0.1 for an order with no match) on the same tokens; a test checks that.
 Tokens: lower-cased words and numbers (``[a-z0-9]+(?:'[a-z]+)?``), punctuation dropped.
-ROUGE is Google's ``rouge-score`` (Porter stemming on) fed through a caching tokenizer, since
-references repeat across models. METEOR is nltk's, with WordNet looked up once per word.
+ROUGE uses Google's ``rouge-score`` tokenizer (Porter stemming on) and equals its
+``RougeScorer.score`` (a test checks that); n-gram counts are cached per text (references repeat
+across models) and ROUGE-L's LCS is bit-parallel. METEOR is nltk's, with WordNet looked up once per word.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import shutil
@@ -91,13 +93,20 @@ def _ngram_counts(tokens: tuple[str, ...]) -> tuple[Counter, ...]:
     return tuple(Counter(zip(*(tokens[i:] for i in range(n)), strict=False)) for n in range(1, 5))
 
 
+def _clipped_overlap(a: Counter, b: Counter) -> int:
+    """sum over n-grams of min(count in a, count in b), iterating over the smaller counter."""
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(min(count, b[gram]) for gram, count in a.items() if gram in b)
+
+
 def sentence_bleu_1_to_4(reference: str, candidate: str) -> tuple[float, float, float, float]:
     """Cumulative sentence BLEU-1..4 of one candidate against one reference (smoothing method1)."""
     ref, hyp = bleu_tokens(reference), bleu_tokens(candidate)
     if not hyp or not ref:
         return (0.0, 0.0, 0.0, 0.0)
     ref_counts, hyp_counts = _ngram_counts(ref), _ngram_counts(hyp)
-    matches = [sum(min(c, ref_counts[n][gram]) for gram, c in hyp_counts[n].items()) for n in range(4)]
+    matches = [_clipped_overlap(ref_counts[n], hyp_counts[n]) for n in range(4)]
     if matches[0] == 0:
         return (0.0, 0.0, 0.0, 0.0)
     log_p = []
@@ -115,31 +124,61 @@ def bleu_scores(references: Sequence[str], candidates: Sequence[str]) -> dict[st
     return {name: [row[i] for row in rows] for i, name in enumerate(BLEU_METRICS)}
 
 
-class _CachingRougeTokenizer:
-    """rouge-score's own tokenizer (stemming on), memoised per text."""
-
-    def __init__(self) -> None:
-        from rouge_score.tokenizers import DefaultTokenizer
-
-        self._inner = DefaultTokenizer(use_stemmer=True)
-        self.tokenize = lru_cache(maxsize=65536)(self._inner.tokenize)
-
-
 @lru_cache(maxsize=1)
-def _rouge_scorer():
-    from rouge_score.rouge_scorer import RougeScorer
+def _rouge_tokenizer():
+    from rouge_score.tokenizers import DefaultTokenizer
 
-    return RougeScorer(list(ROUGE_METRICS), tokenizer=_CachingRougeTokenizer())
+    return DefaultTokenizer(use_stemmer=True)
+
+
+@lru_cache(maxsize=65536)
+def rouge_tokens(text: str) -> tuple[str, ...]:
+    """rouge-score's own tokenisation (lower case, alphanumerics, Porter stems), memoised per text."""
+    return tuple(_rouge_tokenizer().tokenize(text))
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence, bit-parallel over ``a`` (Hyyrö 2004).
+
+    One big-integer step per token of ``b`` instead of a len(a) x len(b) table: references are short
+    and answers long, so this is what makes ROUGE-L cheap.
+    """
+    if not a or not b:
+        return 0
+    masks: dict[str, int] = {}
+    for i, token in enumerate(a):
+        masks[token] = masks.get(token, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for token in b:
+        u = v & masks.get(token, 0)
+        v = ((v + u) | (v - u)) & full
+    return len(a) - v.bit_count()
+
+
+def _f1(overlap: float, n_ref: int, n_cand: int) -> float:
+    precision, recall = overlap / max(n_cand, 1), overlap / max(n_ref, 1)
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+@lru_cache(maxsize=65536)
+def _rouge_ngrams(tokens: tuple[str, ...]) -> tuple[Counter, Counter]:
+    return Counter(tokens), Counter(itertools.pairwise(tokens))
 
 
 def rouge_scores(references: Sequence[str], candidates: Sequence[str]) -> dict[str, list[float]]:
-    """ROUGE-1/2/L F1 for each pair; ``RougeScorer.score(target, prediction)`` takes the reference first."""
-    scorer = _rouge_scorer()
+    """ROUGE-1/2/L F1 per pair, equal to ``RougeScorer(use_stemmer=True).score(reference, candidate)``."""
     out: dict[str, list[float]] = {name: [] for name in ROUGE_METRICS}
     for reference, candidate in zip(references, candidates, strict=True):
-        result = scorer.score(reference, candidate)
-        for name in ROUGE_METRICS:
-            out[name].append(result[name].fmeasure)
+        ref, cand = rouge_tokens(reference), rouge_tokens(candidate)
+        (ref1, ref2), (cand1, cand2) = _rouge_ngrams(ref), _rouge_ngrams(cand)
+        out["rouge1"].append(_f1(_clipped_overlap(ref1, cand1), len(ref), len(cand)))
+        out["rouge2"].append(_f1(_clipped_overlap(ref2, cand2), max(len(ref) - 1, 0), max(len(cand) - 1, 0)))
+        if ref and cand:
+            lcs = lcs_length(ref, cand)
+            out["rougeL"].append(_f1(lcs, len(ref), len(cand)))
+        else:
+            out["rougeL"].append(0.0)
     return out
 
 
@@ -191,8 +230,7 @@ def wordnet_status() -> str:
     if _nltk_wordnet_installed() or _system_wordnet_present():
         return "ok"
     return (
-        "unavailable: WordNet data not installed (apt-get install wordnet-base, "
-        "or python -m nltk.downloader wordnet)"
+        "unavailable: WordNet data not installed (apt-get install wordnet-base, or python -m nltk.downloader wordnet)"
     )
 
 
@@ -250,6 +288,7 @@ def _meteor_resources(cache_dir: Path) -> tuple[_CachedWordNet, _CachedStemmer]:
 
         if str(root) not in nltk.data.path:
             nltk.data.path.append(str(root))  # nltk reads corpora only under its data path
+
         class _WordNet30Reader(WordNetCorpusReader):
             def map_wn(self, version: str = "wordnet") -> None:
                 return None  # this is WordNet 3.0 itself: no mapping to the nltk corpus needed
