@@ -245,3 +245,11 @@ def test_spec_parsing() -> None:
     assert parse_spec("openai:gpt-4o@http://127.0.0.1:8000/v1").extra == "http://127.0.0.1:8000/v1"
     assert parse_spec("hf:org/model@main").model == "org/model@main"
     assert str(parse_spec("anomshield:/ckpt@/base")) == "anomshield:/ckpt@/base"
+
+
+def test_closing_the_stream_stops_generation(lora_chat, clip_path: Path) -> None:
+    stream = lora_chat.chat(clip_path, [ChatMessage("user", "Describe everything.")], max_new_tokens=400,
+                            temperature=1.0)
+    next(stream, None)
+    stream.close()  # the app's "stop": the worker ends at its next step and the generator finishes cleanly
+    assert "total_s" not in lora_chat.last_timings

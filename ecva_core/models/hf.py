@@ -14,7 +14,6 @@ better choices on a GPU.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,36 +103,14 @@ class HFVideoChat(ChatModel):
                 for k, v in batch.items() if hasattr(v, "to")}
 
     def _stream(self, clip: CachedClip, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
-        import torch
-        from transformers import TextIteratorStreamer
+        from ecva_core.models.streaming import sampling_kwargs, stream_generate
 
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = {**self.inputs(clip, messages), "max_new_tokens": options.max_new_tokens,
-                                  "streamer": streamer}
-        if options.temperature > 0:
-            kwargs.update(do_sample=True, temperature=options.temperature, top_p=options.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                                  **sampling_kwargs(options.temperature, options.top_p)}
         if self.options.static_cache:
             kwargs["cache_implementation"] = "static"
-        failure: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                with torch.inference_mode():
-                    self.model.generate(**kwargs)
-            except BaseException as exc:
-                failure.append(exc)
-                streamer.end()
-
         with gpu_slot(self.device, self.options.max_concurrency):
-            thread = threading.Thread(target=work, daemon=True)
-            thread.start()
-            yield from streamer
-            thread.join()
-        if failure:
-            raise failure[0]
+            yield from stream_generate(self.model, getattr(self.processor, "tokenizer", self.processor), kwargs)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

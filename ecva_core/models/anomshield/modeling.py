@@ -118,38 +118,16 @@ class AnomShieldModel(nn.Module):
 
     def stream_generate(self, inputs_embeds: torch.Tensor, max_new_tokens: int, temperature: float,
                         top_p: float) -> Iterator[str]:
-        """Run ``generate`` in a worker thread and yield decoded text as it arrives."""
-        import threading
+        """Stream the answer from transformers ``generate`` (the dynamic-cache path)."""
+        from ecva_core.models.streaming import sampling_kwargs, stream_generate
 
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        tokenizer = self.tokenizer
         kwargs: dict[str, Any] = {
             "inputs_embeds": inputs_embeds,
             "attention_mask": torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=self.device),
             "max_new_tokens": max_new_tokens,
-            "streamer": streamer,
-            "pad_token_id": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id,
-            "eos_token_id": self.tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            **sampling_kwargs(temperature, top_p),
         }
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        failure: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                with torch.inference_mode():
-                    self.language_model.generate(**kwargs)
-            except BaseException as exc:
-                failure.append(exc)
-                streamer.end()
-
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
-        yield from streamer
-        thread.join()
-        if failure:
-            raise failure[0]
+        yield from stream_generate(self.language_model, tokenizer, kwargs)
