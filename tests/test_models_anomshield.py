@@ -253,3 +253,30 @@ def test_closing_the_stream_stops_generation(lora_chat, clip_path: Path) -> None
     next(stream, None)
     stream.close()  # the app's "stop": the worker ends at its next step and the generator finishes cleanly
     assert "total_s" not in lora_chat.last_timings
+
+
+def test_pretrain_layout_with_mm_projector_bin(lora_ckpt, tmp_path: Path, clip_path: Path) -> None:
+    """The pre-training stage saves only config.json + mm_projector.bin (keys model.mm_projector.*)."""
+    import shutil
+
+    folder = tmp_path / "pretrain"
+    folder.mkdir()
+    shutil.copy(lora_ckpt.checkpoint / "config.json", folder / "config.json")
+    torch.save({f"model.mm_projector.{k}": v for k, v in lora_ckpt.projector_state.items()},
+               folder / "mm_projector.bin")
+    chat = load_model(f"anomshield:{folder}", device="cpu")
+    for key, value in lora_ckpt.projector_state.items():
+        torch.testing.assert_close(chat.model.mm_projector.state_dict()[key], value)
+    assert isinstance(chat.answer(clip_path, "What happened?", max_new_tokens=2), str)
+
+
+def test_incomplete_projector_weights_are_a_load_error(lora_ckpt, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    shutil.copy(lora_ckpt.checkpoint / "config.json", folder / "config.json")
+    partial = {f"model.mm_projector.{k}": v for k, v in lora_ckpt.projector_state.items() if "readout" in k}
+    torch.save(partial, folder / "mm_projector.bin")
+    with pytest.raises(ModelLoadError, match="lacks mamba_scan projector weights"):
+        load_model(f"anomshield:{folder}", device="cpu")
