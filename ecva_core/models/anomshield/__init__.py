@@ -66,5 +66,5 @@ class AnomShieldChat(ChatModel):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(device=self.device, dtype=str(self.model.dtype).replace("torch.", ""),
-                    video_tokens_per_frame=16)
+                    video_tokens_per_frame=(self.model.vision_tower.num_patches_per_side // 4) ** 2)
         return info
