@@ -301,3 +301,32 @@ def test_refused_connections_are_failures_with_a_reason(tmp_path) -> None:
     assert run.failed == 3 and run.calls_made == 2
     assert "connection error" in run.results[0].reason
     assert all("endpoint unusable" in r.reason for r in run.results[1:])
+
+
+def test_calls_go_through_the_proxy_named_in_the_environment(stub, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{stub.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings = settings_for(stub, tmp_path, judge_base_url="http://judge.invalid/v1")
+    run = run_judges([request()], settings, JudgeCache(tmp_path / "r.db"), retry=FAST)
+    assert run.scored == 1
+    (rec,) = stub.requests
+    assert rec.path == "http://judge.invalid/v1/chat/completions"  # the absolute form a proxy receives
+    assert {k.lower(): v for k, v in rec.headers.items()}["authorization"] == f"Bearer {KEY}"
+
+
+def test_no_proxy_hosts_are_called_directly(stub, tmp_path, monkeypatch) -> None:
+    dead = OpenAIStub()
+    monkeypatch.setenv("HTTP_PROXY", dead.base_url.removesuffix("/v1"))
+    dead.close()  # a proxy that would refuse every connection
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    run = run_judges([request()], settings_for(stub, tmp_path), JudgeCache(tmp_path / "r.db"), retry=FAST)
+    assert run.scored == 1 and stub.requests[0].path == "/v1/chat/completions"
+
+
+def test_many_more_requests_than_workers_all_complete_in_order(tmp_path) -> None:
+    with OpenAIStub(default=Reply.verdict(latency_s=0.005)) as stub:
+        reqs = [request("logic", answer=f"answer {i}", video_id=str(i)) for i in range(60)]
+        run = run_judges(reqs, settings_for(stub, tmp_path, judge_concurrency=2), JudgeCache(tmp_path / "r.db"))
+    assert run.scored == 60 and stub.calls == 60 and stub.max_in_flight <= 2
+    assert [r.request.video_id for r in run.results] == [str(i) for i in range(60)]
