@@ -1,8 +1,10 @@
 """Cached loaders for the explorer: one dataset and one scores frame per database version.
 
-Reads are cached with ``st.cache_data`` keyed on the database path and ``ResultsDB.data_version()``,
-so a newly scored model shows up on the next rerun without restarting the app, and nothing is
-recomputed while the database is unchanged.
+Reads are cached in memory (``st.cache_data`` / ``st.cache_resource``) keyed on the database path
+and ``ResultsDB.data_version()``, so a newly scored model shows up on the next rerun without
+restarting the app and nothing is recomputed while the database is unchanged. The frames, the
+leaderboard views and the parsed dataset are also kept on disk under ``cache_dir/explorer``, so
+a restarted app draws its first page without re-reading every score out of SQLite.
 """
 
 from __future__ import annotations
@@ -150,11 +152,6 @@ def predictions() -> pd.DataFrame:
     return _predictions(str(settings().db_path), version())
 
 
-def models() -> list[str]:
-    """Model names in the database, sorted."""
-    return sorted(scores()["model"].unique())
-
-
 @st.cache_resource(show_spinner=False)
 def _bootstrap(data: str | None, db_path: str) -> list[str]:
     from ecva_core.results.scoring import score_submission
@@ -205,6 +202,7 @@ def _breakdown(key: tuple[str, int, str], models: tuple[str, ...], metric: str, 
 
 
 def breakdown(models: tuple[str, ...], metric: str, mode: str) -> queries.BreakdownView:
+    """The breakdown tables for these models (cached until the database changes)."""
     return _breakdown(_key(), models, metric, mode)
 
 
@@ -216,6 +214,7 @@ def _compare(key: tuple[str, int, str], a: str, b: str, metric: str, mode: str):
 
 
 def compare(a: str, b: str, metric: str, mode: str) -> queries.CompareView:
+    """The paired comparison of two models (cached until the database changes)."""
     return _compare(_key(), a, b, metric, mode)
 
 

@@ -275,7 +275,10 @@ def question_answers(
             (row.model, probe), {"model": row.model, "probe": probe, "output": "", "status": "", "scores": []}
         )
         value = None if row.value is None or row.value != row.value else float(row.value)
-        entry["scores"].append({"metric": row.metric, "value": value, "status": row.status, "reason": row.reason or ""})
+        judge = getattr(row, "judge_model", "") or ""
+        entry["scores"].append(
+            {"metric": row.metric, "value": value, "status": row.status, "reason": row.reason or "", "judge": judge}
+        )
     return sorted(answers.values(), key=lambda a: (a["model"], a["probe"]))
 
 

@@ -155,7 +155,7 @@ def _answers(scores, preds, vid: str, task: str, phrases: list[str], models: lis
                 st.caption(f"key phrases found: {len(found)}/{len([p for p in phrases if p])}")
                 import pandas as pd
 
-                table = pd.DataFrame(answer["scores"], columns=["metric", "value", "status", "reason"])
+                table = pd.DataFrame(answer["scores"], columns=["metric", "value", "status", "reason", "judge"])
                 st.dataframe(table, hide_index=True, width="stretch")
 
 

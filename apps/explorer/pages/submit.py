@@ -11,6 +11,7 @@ from apps.explorer.ui import guarded, md_escape
 from apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, check_model_name, validate_upload
 from ecva_core.errors import EcvaError
 from ecva_core.results import queries
+from ecva_core.results.submission import DEFAULT_PROBE
 from ecva_core.schema import Task
 
 AUTO = "from the file"
@@ -36,7 +37,7 @@ def _options() -> tuple[str, str | None, str | None]:
         key="sub_probe",
         help="The answers were given with the anomaly's key frames removed (hallucination pillar).",
     )
-    return model, None if task == AUTO else task, "no_keyframes" if probe else None
+    return model, None if task == AUTO else task, DEFAULT_PROBE if probe else None
 
 
 def _report(staged: StagedUpload) -> None:
