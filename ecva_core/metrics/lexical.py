@@ -125,16 +125,22 @@ def bleu_scores(references: Sequence[str], candidates: Sequence[str]) -> dict[st
 
 
 @lru_cache(maxsize=1)
-def _rouge_tokenizer():
-    from rouge_score.tokenizers import DefaultTokenizer
+def _memo_porter():
+    """nltk's Porter stemmer (what rouge-score uses) with one stem computation per distinct word."""
+    from nltk.stem import porter
 
-    return DefaultTokenizer(use_stemmer=True)
+    class _Memo:
+        stem = staticmethod(lru_cache(maxsize=None)(porter.PorterStemmer().stem))
+
+    return _Memo()
 
 
 @lru_cache(maxsize=65536)
 def rouge_tokens(text: str) -> tuple[str, ...]:
     """rouge-score's own tokenisation (lower case, alphanumerics, Porter stems), memoised per text."""
-    return tuple(_rouge_tokenizer().tokenize(text))
+    from rouge_score.tokenize import tokenize
+
+    return tuple(tokenize(text, _memo_porter()))
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
