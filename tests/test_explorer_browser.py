@@ -1,8 +1,9 @@
 """The explorer in a real headless Chromium: upload a demo submission, see it scored and explore it.
 
-Starts ``ecva serve explorer`` on a free loopback port with a private ECVA_HOME (the app generates
-the demo dataset and scores its three submissions on first start), then clicks through the pages
-and saves a screenshot of each under ``test-output/explorer/``.
+Starts ``ecva serve explorer`` on a free loopback port with a private ECVA_HOME and the AnomEval
+judge pointed at a loopback OpenAI-compatible stub (the app generates the demo dataset and scores
+its three submissions on first start), then clicks through the pages and saves a screenshot of
+each under ``test-output/explorer/``.
 """
 
 from __future__ import annotations
@@ -60,8 +61,19 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 @pytest.fixture
 def explorer(isolated_home: Path):
+    """The app on a free loopback port, judging through a loopback OpenAI-compatible stub."""
+    from tests.openai_stub import OpenAIStub
+
+    stub = OpenAIStub()
     port = _free_port()
-    env = dict(os.environ, ECVA_HOME=str(isolated_home))
+    env = dict(
+        os.environ,
+        ECVA_HOME=str(isolated_home),
+        ECVA_JUDGE_BASE_URL=stub.base_url,
+        ECVA_JUDGE_API_KEY="loopback-test-key",
+        ECVA_JUDGE_PRICE_IN="0.15",
+        ECVA_JUDGE_PRICE_OUT="0.60",
+    )
     log = (isolated_home.parent / "explorer.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecva_core.cli.main", "serve", "explorer", "--port", str(port)],
@@ -81,6 +93,7 @@ def explorer(isolated_home: Path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        stub.close()
 
 
 def _settle(page, timeout: float = 180_000) -> None:
@@ -126,6 +139,7 @@ def test_upload_score_and_explore_in_chromium(explorer) -> None:
             page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(upload))
             page.get_by_text("Validation report").wait_for(timeout=60_000)
             _settle(page)
+            page.get_by_text("will make about").wait_for(timeout=60_000)
             page.screenshot(path=str(SHOTS / "5-submit-report.png"), full_page=True)
             page.get_by_role("button", name="Score").click()
             page.get_by_text("Scored Browser-VLM").wait_for(timeout=300_000)
@@ -136,6 +150,8 @@ def test_upload_score_and_explore_in_chromium(explorer) -> None:
             _settle(page)
             page.get_by_role("heading", name="Leaderboard").first.wait_for(timeout=60_000)
             _settle(page)
+            page.get_by_text("AnomEval pillars").wait_for(timeout=60_000)
+            assert page.get_by_text("Pillar scores need the judge").count() == 0
             grid = page.locator("[data-testid='stDataFrame']").first
             grid.wait_for(timeout=60_000)
             page.screenshot(path=str(SHOTS / "1-leaderboard-after-upload.png"), full_page=True)
