@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -60,7 +61,7 @@ def _dataset(data: str | None, demo_dir: str) -> Dataset:
             log.warning("re-reading the dataset: its cached copy %s is stale or unreadable", cached)
     ds = load_dataset(Path(data) if data else None)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f"{cached.name}.{os.getpid()}.part")
+    tmp = cached.with_name(f"{cached.name}.{os.getpid()}-{threading.get_ident()}.part")
     tmp.write_bytes(pickle.dumps((_file_signature(ds.annotation_file), ds), protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(cached)
     return ds
@@ -123,7 +124,7 @@ def persisted(name: str, params: object, compute: Callable[[], T]) -> T:
             stale.unlink(missing_ok=True)
     is_frame = isinstance(value, pd.DataFrame)
     target = folder / f"{stem}{'.arrow' if is_frame else '.pkl'}"
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.part")
     if is_frame:
         value.to_feather(tmp)
     else:

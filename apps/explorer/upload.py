@@ -8,7 +8,9 @@ the data and results directories is ever read because of what a user typed or up
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -72,7 +74,7 @@ def stage_upload(data: bytes, filename: str, settings: Settings) -> tuple[Path, 
     stem = re.sub(r"[^a-z0-9]+", "_", PurePath(filename).stem.lower()).strip("_")[:48]
     path = folder / f"{digest[:32]}-{stem or 'upload'}.{ext}"
     if not path.exists():
-        tmp = path.with_suffix(f".{ext}.part")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
         tmp.write_bytes(data)
         tmp.replace(path)
     return path, digest
