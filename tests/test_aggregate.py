@@ -211,3 +211,13 @@ def test_leaderboard_scales_to_many_models():
     board = leaderboard(pd.concat(frames, ignore_index=True))
     assert len(board) == n_models and board.iloc[0]["model"] == "m19"
     assert (board["n_questions"] == 3000).all()
+
+
+def test_empty_and_all_skipped_frames_give_empty_results():
+    empty = pd.DataFrame(columns=["model", "video_id", "task", "probe", "metric", "value", "status", "reason"])
+    assert leaderboard(empty).empty
+    skipped = pd.DataFrame([_row("a", "1", "Cause", "bleu4", None, status="skipped")])
+    assert leaderboard(skipped, by="task").empty
+    result = compare_models(empty, "a", "b")
+    assert result["n_questions"] == 0 and np.isnan(result["diff"]) and not result["significant"]
+    assert model_summary(empty, "a", n_boot=10)["variants"]["all"] == {"overall": {}, "tasks": {}}

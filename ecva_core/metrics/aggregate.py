@@ -73,6 +73,8 @@ def question_table(scores: pd.DataFrame, variant: str = "all") -> pd.DataFrame:
     else:
         value = np.where(failed, 0.0, value)
     keep &= ~np.isnan(value)
+    if not keep.any():
+        return pd.DataFrame(columns=[*_KEY, *PILLARS])
     value = value[keep]
     keys = []
     for column in _KEY:

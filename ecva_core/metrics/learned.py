@@ -19,8 +19,7 @@ from ecva_core.errors import ConfigError
 BATCH_SIZE = 16
 MAX_LENGTH = 512
 UNIEVAL_PROMPT = (
-    "question: Is this summary relevant to the reference? </s> "
-    "summary: {candidate} </s> reference: {reference}"
+    "question: Is this summary relevant to the reference? </s> summary: {candidate} </s> reference: {reference}"
 )
 
 _ENV = {"bleurt": "ECVA_BLEURT_CHECKPOINT", "unieval": "ECVA_UNIEVAL_CHECKPOINT"}
@@ -68,9 +67,7 @@ def _bleurt(checkpoint: Path):
     return tokenizer, model
 
 
-def bleurt_scores(
-    references: Sequence[str], candidates: Sequence[str], checkpoint: Path | None
-) -> list[float]:
+def bleurt_scores(references: Sequence[str], candidates: Sequence[str], checkpoint: Path | None) -> list[float]:
     """BLEURT score of each pair (reference first)."""
     import torch
 
@@ -80,9 +77,7 @@ def bleurt_scores(
         for start in range(0, len(references), BATCH_SIZE):
             refs = list(references[start : start + BATCH_SIZE])
             cands = list(candidates[start : start + BATCH_SIZE])
-            batch = tokenizer(
-                refs, cands, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
-            )
+            batch = tokenizer(refs, cands, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
             out.extend(model(**batch).logits[:, 0].float().tolist())
     return out
 
@@ -100,9 +95,7 @@ def _unieval(checkpoint: Path):
     return tokenizer, model, yes[0], no[0]
 
 
-def unieval_scores(
-    references: Sequence[str], candidates: Sequence[str], checkpoint: Path | None
-) -> list[float]:
+def unieval_scores(references: Sequence[str], candidates: Sequence[str], checkpoint: Path | None) -> list[float]:
     """UniEval relevance of each candidate to its reference, in [0, 1]."""
     import torch
 
@@ -121,9 +114,7 @@ def unieval_scores(
                     strict=True,
                 )
             ]
-            batch = tokenizer(
-                prompts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
-            )
+            batch = tokenizer(prompts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
             decoder = torch.full((len(prompts), 1), start_id, dtype=torch.long)
             logits = model(**batch, decoder_input_ids=decoder).logits[:, 0, :]
             pair = torch.softmax(logits[:, [yes_id, no_id]].float(), dim=-1)
