@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -62,11 +61,10 @@ def explorer(port: int, address: str, data_path: Path | None, db_path: Path | No
     """Start the benchmark explorer (leaderboard, questions, compare, submit, dataset)."""
     env = explorer_env(data_path, db_path)
     log(f"explorer: http://{address}:{port}  (Ctrl+C to stop)")
-    try:
-        code = subprocess.call(explorer_command(port, address), env=env)
-    except KeyboardInterrupt:
-        code = 0
-    sys.exit(code)
+    command = explorer_command(port, address)
+    # Become the Streamlit server rather than its parent: stopping this process then stops the
+    # app, and no orphaned server outlives a terminal, a supervisor or a test that ends it.
+    os.execve(command[0], command, env)
 
 
 @serve.command()
