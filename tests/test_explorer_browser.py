@@ -175,6 +175,15 @@ def test_upload_score_and_explore_in_chromium(explorer) -> None:
                 _go(page, url, path, title)
                 page.screenshot(path=str(SHOTS / shot), full_page=True)
                 assert page.locator("[data-testid='stException']").count() == 0
+
+            _go(page, url, "breakdown", "Breakdown")
+            cell = page.locator(".js-plotly-plot path.point").first
+            cell.wait_for(timeout=60_000)
+            box = cell.bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.get_by_role("heading", name="Question explorer").first.wait_for(timeout=60_000)
+            _settle(page)
+            page.screenshot(path=str(SHOTS / "2-breakdown-cell-opened.png"), full_page=True)
         finally:
             browser.close()
     assert not errors, errors

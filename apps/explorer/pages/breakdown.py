@@ -10,23 +10,46 @@ from ecva_core.results import queries
 
 
 def _heatmap(frame, title: str, key: str, zmax: float | None = 1.0):
-    """A heatmap of ``frame`` (rows x columns) whose clicked cell comes back as (row, column)."""
-    import plotly.express as px
+    """A grid of coloured cells for ``frame`` (rows x columns); a clicked cell comes back as (row, column).
 
-    fig = px.imshow(
-        frame,
-        text_auto=".2f",
-        aspect="auto",
-        color_continuous_scale="Viridis",
-        zmin=0,
-        zmax=zmax,
-        labels={"color": "score"},
+    Drawn as square scatter markers rather than a plotly heatmap, because only point traces send
+    Streamlit selection events when clicked.
+    """
+    import plotly.graph_objects as go
+
+    long = frame.rename_axis("row").reset_index().melt(id_vars="row", var_name="column", value_name="value")
+    long = long.dropna(subset=["value"])
+    rows, cols = [str(r) for r in frame.index], [str(c) for c in frame.columns]
+    size = max(18, min(46, int(640 / max(1, len(cols))) - 6))
+    fig = go.Figure(
+        go.Scatter(
+            x=long["column"].astype(str),
+            y=long["row"].astype(str),
+            mode="markers+text",
+            text=long["value"].map(lambda v: f"{v:.2f}"),
+            textfont={"color": "white", "size": 11},
+            marker={
+                "symbol": "square",
+                "size": size,
+                "color": long["value"],
+                "colorscale": "Viridis",
+                "cmin": 0,
+                "cmax": zmax if zmax is not None else float(long["value"].max() or 1),
+                "showscale": True,
+                "colorbar": {"title": {"text": "score"}},
+            },
+            hovertemplate="%{y} · %{x}: %{marker.color:.3f}<extra>click to open the questions</extra>",
+        )
     )
+    fig.update_xaxes(categoryorder="array", categoryarray=cols, side="bottom")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(rows)))
     fig.update_layout(
-        height=max(220, 34 * len(frame) + 90),
+        height=max(220, 40 * len(rows) + 90),
         margin={"l": 0, "r": 0, "t": 30, "b": 0},
         title_text=title,
         title_font_size=14,
+        plot_bgcolor="white",
+        clickmode="event+select",
     )
     event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode="points")
     points = event.selection.points if event and event.selection else []
