@@ -161,7 +161,9 @@ def load_dataset(path: Path | None = None) -> Dataset:
     if not records:
         raise DataError(f"{annotation_file}: no annotated video rows found under the header.")
     is_demo = is_demo or (root is not None and (root / "DEMO.txt").is_file())
-    name = (root.name if root else annotation_file.stem) + (" (demo)" if is_demo else "")
+    name = (root.name if root else annotation_file.stem)
+    if is_demo:
+        name = "generated demo" if name == "demo" else f"{name} (generated demo)"
     return Dataset(
         name=name,
         annotation_file=annotation_file,
