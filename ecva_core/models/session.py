@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 CHAT_TEXT_METRICS: tuple[str, ...] = ("bleu1", "bleu4", "rougeL", "semantic")
 NO_MODEL_HELP = (
     "No chat model is configured. Pick one in the model box, e.g. `openai:MODEL@http://host:8000/v1` "
-    "(vLLM, SGLang, Ollama or a hosted API; key from OPENAI_API_KEY), `hf:HuggingFaceTB/SmolVLM2-2.2B-Instruct` "
+    "(vLLM, SGLang, Ollama or a hosted API; key from OPENAI_API_KEY), `hf:default` (SmolVLM2-500M-Video-Instruct) "
     "or `anomshield:/path/to/checkpoint`, or start with `ecva serve chat --model SPEC` / set ECVA_CHAT_MODEL."
 )
 
