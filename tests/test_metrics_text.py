@@ -234,3 +234,22 @@ def test_unieval_from_a_configured_checkpoint(tmp_path: Path):
     expected = torch.softmax(logits[[3, 4]], dim=-1)[0].item()
     assert values[0] == pytest.approx(expected, abs=1e-5)
     assert 0.0 <= values[0] <= 1.0
+
+
+def test_meteor_equals_nltk_single_meteor_score_on_real_answers(shared_ecva: Path):
+    """The per-word synonym sets give exactly nltk's values, on long real answers with synonyms."""
+    settings = get_settings()
+    if lexical.wordnet_status() != "ok":
+        pytest.skip("no WordNet data on this machine (apt-get install wordnet-base)")
+    from nltk.translate.meteor_score import single_meteor_score
+
+    rows = json.loads((shared_ecva / "model_outputs" / "videollama2_new_reason.json").read_text())
+    pairs = [(r["human_expert_answer"], r["output"]) for r in rows[:80] if r.get("human_expert_answer")]
+    pairs += [("the auto crashed into a wall", "the car crashed into a wall"), (REF, LONG), (LONG, REF)]
+    values = score_text([p[0] for p in pairs], [p[1] for p in pairs], metrics=["meteor"])["meteor"]
+    wordnet, stemmer = lexical._meteor_resources(settings.cache_dir)
+    for value, (ref, cand) in zip(values, pairs, strict=True):
+        r, h = lexical.bleu_tokens(ref), lexical.bleu_tokens(cand)
+        expected = single_meteor_score(r, h, stemmer=stemmer, wordnet=wordnet) if r and h else 0.0
+        assert value == expected
+    assert sum(v > 0 for v in values) > 40

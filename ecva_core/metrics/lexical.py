@@ -6,7 +6,9 @@ BLEU is computed here (one pass over the n-gram counts gives all four orders) an
 Tokens: lower-cased words and numbers (``[a-z0-9]+(?:'[a-z]+)?``), punctuation dropped.
 ROUGE uses Google's ``rouge-score`` tokenizer (Porter stemming on) and equals its
 ``RougeScorer.score`` (a test checks that); n-gram counts are cached per text (references repeat
-across models) and ROUGE-L's LCS is bit-parallel. METEOR is nltk's, with WordNet looked up once per word.
+across models) and ROUGE-L's LCS is bit-parallel. METEOR is nltk's algorithm with
+WordNet looked up and each word's synonym set built once per word (nltk rebuilds it for every
+pair); a test checks it equals ``single_meteor_score``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ BLEU_METRICS: tuple[str, ...] = ("bleu1", "bleu2", "bleu3", "bleu4")
 ROUGE_METRICS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
 BLEU_SMOOTHING_EPSILON = 0.1
 WORDNET_SYSTEM_DIR = Path("/usr/share/wordnet")
+METEOR_PARAMETERS = (0.9, 3.0, 0.5)  # nltk's defaults: alpha, beta, gamma
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -241,14 +244,20 @@ def wordnet_status() -> str:
 
 
 class _CachedWordNet:
-    """The two WordNet calls METEOR makes, memoised per word (the reader re-parses on every call)."""
+    """The WordNet call METEOR makes, memoised per word (the reader re-parses on every call)."""
 
     def __init__(self, reader) -> None:
         self._reader = reader
         self.synsets = lru_cache(maxsize=65536)(self._lookup)
+        self.synonyms = lru_cache(maxsize=65536)(self._synonyms)
 
     def _lookup(self, word: str) -> tuple:
         return tuple(_LemmaNames(s) for s in self._reader.synsets(word))
+
+    def _synonyms(self, word: str) -> frozenset[str]:
+        """The set nltk's METEOR builds for a hypothesis word: its underscore-free lemma names, and itself."""
+        names = (lemma.name() for synset in self.synsets(word) for lemma in synset.lemmas())
+        return frozenset(name for name in names if "_" not in name) | {word}
 
 
 class _LemmaNames:
@@ -305,10 +314,48 @@ def _meteor_resources(cache_dir: Path) -> tuple[_CachedWordNet, _CachedStemmer]:
     return _CachedWordNet(reader), _CachedStemmer()
 
 
+def _synonym_match(hyp: list[tuple[int, str]], ref: list[tuple[int, str]], wordnet: _CachedWordNet) -> list:
+    """nltk's ``_enum_wordnetsyn_match`` matches, with each word's synonym set built once, not once per pair.
+
+    Same walk as nltk (hypothesis words last to first, each taking the reference word with the
+    highest remaining position among its synonyms); only synonyms present in the reference are
+    visited, which cannot change the choice (distinct words have distinct positions).
+    """
+    positions: dict[str, list[int]] = {}
+    for j, (_, word) in enumerate(ref):
+        positions.setdefault(word, []).append(j)
+    matches = []
+    for i in range(len(hyp) - 1, -1, -1):
+        best_j, best_word = -1, None
+        for syn in wordnet.synonyms(hyp[i][1]).intersection(positions):
+            slots = positions[syn]
+            if slots and slots[-1] > best_j:
+                best_j, best_word = slots[-1], syn
+        if best_word is not None:
+            positions[best_word].pop()
+            matches.append((hyp[i][0], ref[best_j][0]))
+    return matches
+
+
+def single_meteor(reference: Sequence[str], hypothesis: Sequence[str], stemmer, wordnet: _CachedWordNet) -> float:
+    """nltk's ``single_meteor_score`` (alpha 0.9, beta 3, gamma 0.5) on lower-case tokens, same value."""
+    from nltk.translate.meteor_score import _count_chunks, _enum_stem_match, _match_enums
+
+    hyp, ref = list(enumerate(hypothesis)), list(enumerate(reference))
+    exact, hyp_left, ref_left = _match_enums(hyp, ref)
+    stem, hyp_left, ref_left = _enum_stem_match(hyp_left, ref_left, stemmer=stemmer)
+    matches = sorted(exact + stem + _synonym_match(hyp_left, ref_left, wordnet), key=lambda pair: pair[0])
+    if not matches:
+        return 0.0
+    alpha, beta, gamma = METEOR_PARAMETERS
+    precision, recall = len(matches) / len(hyp), len(matches) / len(ref)
+    fmean = (precision * recall) / (alpha * precision + (1 - alpha) * recall)
+    penalty = gamma * (_count_chunks(matches) / len(matches)) ** beta
+    return (1 - penalty) * fmean
+
+
 def meteor_scores(references: Sequence[str], candidates: Sequence[str], cache_dir: Path) -> list[float]:
     """nltk METEOR (alpha 0.9, beta 3, gamma 0.5) per pair; call only when :func:`wordnet_status` is ok."""
-    from nltk.translate.meteor_score import single_meteor_score
-
     wordnet, stemmer = _meteor_resources(cache_dir)
     out = []
     for reference, candidate in zip(references, candidates, strict=True):
@@ -316,5 +363,5 @@ def meteor_scores(references: Sequence[str], candidates: Sequence[str], cache_di
         if not ref or not hyp:
             out.append(0.0)
             continue
-        out.append(float(single_meteor_score(ref, hyp, stemmer=stemmer, wordnet=wordnet)))
+        out.append(float(single_meteor(ref, hyp, stemmer, wordnet)))
     return out
