@@ -3,7 +3,6 @@ answering with the openai backend against a loopback OpenAI-compatible server.""
 
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from ecva_core.dataset import load_dataset
 from ecva_core.models import session
 from ecva_core.schema import Task
+from tests.browser import launch_chromium
 from tests.openai_stub import OpenAIStub, Reply
 
 ANSWER = "A car ran the red light and hit another car, so both cars were damaged."
@@ -132,26 +132,13 @@ def test_app_opens_without_a_model_and_says_what_to_configure(demo_dataset):
 
 @pytest.mark.browser
 def test_browser_conversation_screenshot(running_app):
-    if not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed")
     from playwright.sync_api import sync_playwright
 
     url, _ = running_app
     out = Path(__file__).resolve().parents[1] / "test-output"
     out.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         picker = page.get_by_label("Clip", exact=True)

@@ -19,6 +19,7 @@ from ecva_core.dataset import demo
 from ecva_core.dataset.demo import MARKER, ensure_demo, generate_demo, is_demo_dir
 from ecva_core.errors import DataError
 from ecva_core.schema import SCORED_TASKS, Task, canonical_video_id
+from tests.browser import launch_chromium
 
 SUBMISSIONS = ("demo-strong", "demo-medium", "demo-weak")
 ROW_FIELDS = {"video_file", "prompt", "output", "task_type", "human_expert_answer"}
@@ -328,8 +329,7 @@ def test_a_real_chromium_plays_a_demo_clip(demo_dataset_dir: Path) -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
-                                         args=["--no-sandbox", "--disable-gpu"])
+            browser = launch_chromium(pw)
             try:
                 page = browser.new_page()
                 page.goto(f"{base}/DEMO.txt")

@@ -20,22 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import launch_chromium
+
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "test-output" / "explorer"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
+    pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed"),
 ]
 
 
@@ -121,7 +114,7 @@ def test_upload_score_and_explore_in_chromium(explorer) -> None:
     url, home = explorer
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
