@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ecva_core.errors import ResultsError
-from ecva_core.results.db import SCORE_COLUMNS, ResultsDB, ScoreRow
+from ecva_core.results.db import AGGREGATE_COLUMNS, ANSWER_STATUS_COLUMNS, SCORE_COLUMNS, ResultsDB, ScoreRow
 from ecva_core.results.export import escape_cell, export_model, import_results, unescape_cell
 from ecva_core.results.migrations import SCHEMA_VERSION, migrate
 from ecva_core.schema import Prediction, PredictionStatus, Task
@@ -76,7 +76,7 @@ def test_version_2_database_with_judge_scores_migrates_to_3_losing_nothing(tmp_p
     version_before = conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()[0]
     conn.close()
     db = ResultsDB(path)
-    assert db.schema_version() == SCHEMA_VERSION == 3
+    assert db.schema_version() == SCHEMA_VERSION >= 3
     assert db.data_version() > version_before  # app caches of the old frame shape are invalidated
     frame = db.scores_frame()
     assert len(frame) == 5 and set(frame["judge_model"]) == {""} and set(frame["prompt_version"]) == {""}
@@ -314,3 +314,123 @@ def test_export_import_keeps_every_judges_scores_and_which_is_latest(tmp_path: P
     assert flat.scores_frame()[cols].equals(src.scores_frame()[cols])  # CSV keeps the latest verdicts' values
     judged = flat.scores_frame(judge_model="judge-a")
     assert set(judged.loc[judged["metric"] == "judge_consistency", "judge_model"]) == {"judge-a"}
+
+
+def _two_model_db(path: Path) -> tuple[ResultsDB, list, list]:
+    """Model a (two submissions, two judges, a probe answer) and model b (one submission, text only)."""
+    db = ResultsDB(path)
+    _add(db, "a", "k1")
+    probe = [Prediction("1", Task.CAUSE, "None", probe="no_keyframes", row=9)]
+    a2 = _add(db, "a", "k2", [*_preds(2, "better"), *probe])
+    b1 = _add(db, "b", "k1", [*_preds(3), Prediction("4", Task.RESULT, "ERROR", status=PredictionStatus.ERROR, row=4)])
+    for sid in db.submissions("a")[0]["id"], a2, b1:
+        db.write_scores(ScoreRow(p.id, "bleu1", 0.1 * p.id, "ok") for p in db.stored_predictions(sid) if not p.probe)
+    a_preds, b_preds = db.stored_predictions(a2), db.stored_predictions(b1)
+    db.write_scores(ScoreRow(p.id, "judge_logic", 2.0, "ok", "long reason " * 20, "judge-a", "v1") for p in a_preds)
+    db.write_scores(ScoreRow(p.id, "judge_logic", 4.0, "ok", "other", "judge-b", "v1") for p in a_preds[:1])
+    db.write_scores([ScoreRow(a_preds[-1].id, "judge_hallucination", None, "failed", "timeout", "judge-a", "v1")])
+    return db, a_preds, b_preds
+
+
+def test_lean_frames_have_the_full_frames_rows_without_text(tmp_path: Path) -> None:
+    db, _, _ = _two_model_db(tmp_path / "r.db")
+    for models in (None, ["a"], ["b"], ["a", "b"], []):
+        lean, full = db.aggregate_frame(models), db.scores_frame(models)
+        assert list(lean.columns) == AGGREGATE_COLUMNS
+        pd_equal(lean, full[AGGREGATE_COLUMNS])
+        answers, preds = db.answer_status_frame(models), db.predictions_frame(models)
+        assert list(answers.columns) == ANSWER_STATUS_COLUMNS
+        pd_equal(answers, preds[ANSWER_STATUS_COLUMNS])
+    lean = db.aggregate_frame(["a"])
+    assert len(lean) == 7 and lean["value"].dtype == float  # latest submission, latest judge run
+    assert lean.loc[lean["metric"] == "judge_logic", "value"].tolist() == [4.0, 2.0, 2.0]
+    assert set(db.answer_status_frame(["b"])["status"]) == {"ok", "error"}
+
+
+def pd_equal(a, b) -> None:
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True)
+
+
+def test_model_stamps_change_only_for_the_model_a_write_touches(tmp_path: Path) -> None:
+    db, a_preds, b_preds = _two_model_db(tmp_path / "r.db")
+    stamps = db.model_stamps()
+    assert sorted(stamps) == ["a", "b"] and len(set(stamps.values())) == 2
+
+    def changed() -> set[str]:
+        nonlocal stamps
+        now = db.model_stamps()
+        out = {m for m in now.keys() | stamps.keys() if now.get(m) != stamps.get(m)}
+        stamps = now
+        return out
+
+    db.write_scores([ScoreRow(b_preds[0].id, "rougeL", 0.5, "ok")])
+    assert changed() == {"b"}
+    db.activate_judge_scores([(a_preds[0].id, "judge_logic", "judge-a", "v1")])
+    assert changed() == {"a"}
+    _add(db, "b", "k2")
+    assert changed() == {"b"}
+    db.start_run(db.submissions("a")[0]["id"])  # runs and reads change no model's scores
+    db.scores_frame()
+    assert changed() == set()
+    _add(db, "c", "k")
+    assert changed() == {"c"}
+    db.delete_model("c")
+    assert changed() == {"c"} and "c" not in stamps
+    _add(db, "c", "k")  # recreated: a new stamp even though its rows look the same
+    assert changed() == {"c"}
+    export = tmp_path / "a.json"
+    export_model(db, "a", export)
+    import_results(ResultsDB(tmp_path / "other.db"), export)
+    other = ResultsDB(tmp_path / "other.db")
+    before = other.model_stamps()
+    import_results(other, export, model="a2")
+    after = other.model_stamps()
+    assert before["a"] == after["a"] and "a2" in after
+
+
+def test_version_3_database_migrates_to_model_stamps_losing_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=3)
+    conn.executemany("INSERT INTO models (name, created) VALUES (?, '2025-01-01')", [("m",), ("n",)])
+    conn.executemany("INSERT INTO submissions (model_id, key, file_name, file_hash, created) VALUES (?,?,'f','h','x')",
+                     [(1, "k1"), (1, "k2"), (2, "k1")])
+    conn.executemany("INSERT INTO predictions (submission_id, video_id, task, probe, output, status)"
+                     " VALUES (?,?,?,?,?,?)",
+                     [(1, "7", "Cause", "", "old", "ok"), (2, "7", "Cause", "", "new", "ok"),
+                      (2, "7", "Cause", "no_keyframes", "None", "ok"), (3, "8", "Result", "", "ERROR", "error")])
+    conn.executemany("INSERT INTO scores (prediction_id, metric, judge_model, prompt_version, value, status, reason,"
+                     " version) VALUES (?,?,?,?,?,?,?,?)",
+                     [(1, "bleu1", "", "", 0.1, "ok", "", 1), (2, "bleu1", "", "", 0.9, "ok", "", 2),
+                      (2, "judge_logic", "j1", "v1", 1.0, "ok", "first", 2),
+                      (2, "judge_logic", "j2", "v1", 5.0, "ok", "second", 3),
+                      (3, "judge_hallucination", "j1", "v1", 1.0, "ok", "abstains", 2),
+                      (4, "judge_logic", "", "", None, "failed", "ERROR row", 2)])
+    conn.execute("UPDATE meta SET value = 3 WHERE key = 'data_version'")
+    expected = [
+        ("m", 2, "7", "Cause", "", "bleu1", 0.9, "ok", "", "", ""),
+        ("m", 2, "7", "Cause", "", "judge_logic", 5.0, "ok", "second", "j2", "v1"),
+        ("m", 2, "7", "Cause", "no_keyframes", "judge_hallucination", 1.0, "ok", "abstains", "j1", "v1"),
+        ("n", 3, "8", "Result", "", "judge_logic", None, "failed", "ERROR row", "", ""),
+    ]
+    conn.close()
+    db = ResultsDB(path)
+    assert db.schema_version() == SCHEMA_VERSION == 4
+    frame = db.scores_frame()
+    got = [tuple(None if isinstance(v, float) and v != v else v for v in row)
+           for row in frame.itertuples(index=False, name=None)]
+    assert got == expected
+    assert db.aggregate_frame()["value"].tolist()[:3] == [0.9, 5.0, 1.0]
+    assert len(db.predictions_frame()) == 3 and db.data_version() == 3
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 6  # older judge runs kept
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stamps = db.model_stamps()
+    assert set(stamps) == {"m", "n"}
+    db.write_scores([ScoreRow(4, "bleu1", 0.0, "ok")])
+    after = db.model_stamps()
+    assert after["m"] == stamps["m"] and after["n"] != stamps["n"]
+    db.delete_model("m")
+    assert set(db.model_stamps()) == {"n"}

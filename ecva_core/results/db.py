@@ -53,6 +53,15 @@ _INSERT_SUBMISSION = (
 )
 PREDICTION_COLUMNS = ["model", "submission_id", "prediction_id", "video_id", "task", "probe", "output",
                       "prompt", "status", "row"]
+AGGREGATE_COLUMNS = ["model", "video_id", "task", "probe", "metric", "value", "status"]
+ANSWER_STATUS_COLUMNS = ["model", "video_id", "task", "probe", "status"]
+# Only the key columns go through the window's sort (answer and prompt text would be copied along).
+_LEAN_PREDICTION = "p.id, p.video_id, p.task, p.probe"
+_LATEST_PREDICTIONS = (
+    "WITH latest AS (SELECT {columns}, m.name AS model, ROW_NUMBER() OVER (PARTITION BY s.model_id,"
+    " p.video_id, p.task, p.probe ORDER BY p.submission_id DESC) AS rank FROM predictions p"
+    " JOIN submissions s ON s.id = p.submission_id JOIN models m ON m.id = s.model_id{where})"
+)
 
 
 def now() -> str:
@@ -354,10 +363,8 @@ class ResultsDB:
             judge_args = [judge_model]
         latest_score = _LATEST_SCORE.format(judge=" AND newer.judge_model = sc.judge_model" if judge_model else "")
         sql = (
-            "WITH latest AS (SELECT p.*, m.name AS model, ROW_NUMBER() OVER (PARTITION BY s.model_id,"
-            " p.video_id, p.task, p.probe ORDER BY p.submission_id DESC) AS rank FROM predictions p"
-            " JOIN submissions s ON s.id = p.submission_id JOIN models m ON m.id = s.model_id" + where + ")"
-            " SELECT l.model, l.submission_id, l.video_id, l.task, l.probe, sc.metric, sc.value, sc.status,"
+            _LATEST_PREDICTIONS.format(columns=_LEAN_PREDICTION + ", p.submission_id", where=where)
+            + " SELECT l.model, l.submission_id, l.video_id, l.task, l.probe, sc.metric, sc.value, sc.status,"
             " sc.reason, sc.judge_model, sc.prompt_version FROM latest l JOIN scores sc ON sc.prediction_id = l.id"
             " WHERE l.rank = 1" + judge_clause + " AND " + latest_score
             + " ORDER BY l.model, l.video_id, l.task, l.probe, sc.metric"
@@ -379,15 +386,57 @@ class ResultsDB:
 
         where, args = _filters(models, submission_id, dataset_fingerprint)
         sql = (
-            "WITH latest AS (SELECT p.*, m.name AS model, ROW_NUMBER() OVER (PARTITION BY s.model_id,"
-            " p.video_id, p.task, p.probe ORDER BY p.submission_id DESC) AS rank FROM predictions p"
-            " JOIN submissions s ON s.id = p.submission_id JOIN models m ON m.id = s.model_id" + where + ")"
-            " SELECT model, submission_id, id, video_id, task, probe, output, prompt, status, row FROM latest"
+            _LATEST_PREDICTIONS.format(columns="p.*", where=where)
+            + " SELECT model, submission_id, id, video_id, task, probe, output, prompt, status, row FROM latest"
             " WHERE rank = 1 ORDER BY model, video_id, task, probe"
         )
         with self._connection() as conn:
             rows = conn.execute(sql, args).fetchall()
         return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+
+    def model_stamps(self) -> dict[str, str]:
+        """Per model, a stamp that changes whenever one of its submissions, predictions or scores is
+        written (and when the model is recreated), so a cache of one model's aggregates can be kept
+        until that model changes instead of until anything changes."""
+        with self._connection() as conn:
+            rows = conn.execute("SELECT name, id, created, changed FROM models ORDER BY name").fetchall()
+        return {name: f"{model_id}:{created}:{changed}" for name, model_id, created, changed in rows}
+
+    def aggregate_frame(self, models: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows and order of :meth:`scores_frame` with only :data:`AGGREGATE_COLUMNS`.
+
+        What aggregates read: no reason, prompt, output or judge text is fetched, so reading one
+        model's scores for its leaderboard row takes a fraction of the full frame's time.
+        """
+        import pandas as pd
+
+        where, args = _filters(models, None, None)
+        sql = (
+            _LATEST_PREDICTIONS.format(columns=_LEAN_PREDICTION, where=where)
+            + " SELECT l.model, l.video_id, l.task, l.probe, sc.metric, sc.value, sc.status FROM latest l"
+            " JOIN scores sc ON sc.prediction_id = l.id WHERE l.rank = 1 AND " + _LATEST_SCORE.format(judge="")
+            + " ORDER BY l.model, l.video_id, l.task, l.probe, sc.metric"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        frame = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
+        frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+        return frame
+
+    def answer_status_frame(self, models: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows and order of :meth:`predictions_frame` with only :data:`ANSWER_STATUS_COLUMNS`
+        (failure counts need no answer or prompt text)."""
+        import pandas as pd
+
+        where, args = _filters(models, None, None)
+        sql = (
+            _LATEST_PREDICTIONS.format(columns=_LEAN_PREDICTION + ", p.status", where=where)
+            + " SELECT model, video_id, task, probe, status FROM latest WHERE rank = 1"
+            " ORDER BY model, video_id, task, probe"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return pd.DataFrame(rows, columns=ANSWER_STATUS_COLUMNS)
 
     # --- bulk copy (export/import) -------------------------------------------------------------
 

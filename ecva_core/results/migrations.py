@@ -10,6 +10,10 @@ import sqlite3
 
 from ecva_core.errors import ResultsError
 
+_SCORE_OWNER = (
+    "SELECT s.model_id FROM predictions p JOIN submissions s ON s.id = p.submission_id WHERE p.id = {row}.prediction_id"
+)
+
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -86,6 +90,42 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE scores_v3 RENAME TO scores",
         "CREATE INDEX scores_metric ON scores (metric)",
         "UPDATE meta SET value = value + 1 WHERE key = 'data_version'",
+    ],
+    # Per-model change stamp: ``models.changed`` is the data version of the last write that touched the
+    # model's submissions, predictions or scores (kept by triggers, so every writer keeps it), letting
+    # apps cache one model's aggregates and recompute only the models a write changed.
+    4: [
+        "ALTER TABLE models ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        "UPDATE models SET changed = (SELECT value FROM meta WHERE key = 'data_version')",
+        *(
+            f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN UPDATE models SET changed ="
+            f" (SELECT value + 1 FROM meta WHERE key = 'data_version') WHERE id = ({owner}); END"
+            for name, event, table, owner in (
+                ("submissions_stamp_insert", "INSERT", "submissions", "NEW.model_id"),
+                ("submissions_stamp_delete", "DELETE", "submissions", "OLD.model_id"),
+                (
+                    "predictions_stamp_insert",
+                    "INSERT",
+                    "predictions",
+                    "SELECT model_id FROM submissions WHERE id = NEW.submission_id",
+                ),
+                (
+                    "predictions_stamp_update",
+                    "UPDATE",
+                    "predictions",
+                    "SELECT model_id FROM submissions WHERE id = NEW.submission_id",
+                ),
+                (
+                    "predictions_stamp_delete",
+                    "DELETE",
+                    "predictions",
+                    "SELECT model_id FROM submissions WHERE id = OLD.submission_id",
+                ),
+                ("scores_stamp_insert", "INSERT", "scores", _SCORE_OWNER.format(row="NEW")),
+                ("scores_stamp_update", "UPDATE", "scores", _SCORE_OWNER.format(row="NEW")),
+                ("scores_stamp_delete", "DELETE", "scores", _SCORE_OWNER.format(row="OLD")),
+            )
+        ),
     ],
 }
 
