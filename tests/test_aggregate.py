@@ -8,6 +8,7 @@ import pytest
 
 from ecva_core.metrics.aggregate import (
     ANOMEVAL_LABEL,
+    combine_leaderboards,
     compare_models,
     leaderboard,
     model_summary,
@@ -221,3 +222,38 @@ def test_empty_and_all_skipped_frames_give_empty_results():
     result = compare_models(empty, "a", "b")
     assert result["n_questions"] == 0 and np.isnan(result["diff"]) and not result["significant"]
     assert model_summary(empty, "a", n_boot=10)["variants"]["all"] == {"overall": {}, "tasks": {}}
+
+
+@pytest.mark.parametrize("variant", ["all", "valid"])
+@pytest.mark.parametrize("by", [None, "task", "category"])
+def test_per_model_leaderboards_combine_into_the_one_over_all_scores(by, variant):
+    """The explorer caches each model's rows; combined, they equal one call over every model's scores,
+    even when models have different metrics, video counts, failures, or only skipped scores."""
+    rng = np.random.default_rng(7)
+    rows = _judged("judged-b", videos=[str(v) for v in range(12)], hallucination=None)
+    rows += _judged("judged-a", videos=[str(v) for v in range(9)], logic=3.0)
+    rows += [
+        _row("text-c", str(v), task, metric, float(rng.random()), "failed" if rng.random() < 0.2 else "ok")
+        for v in range(12)
+        for task in TASKS
+        for metric in ("rougeL", "zz_custom")
+    ]
+    rows += [_row("text-c", str(v), "Timestamp", "tiou", float(rng.random())) for v in range(5)]
+    rows += [_row("skipped-d", "1", "Cause", "bleu4", None, status="skipped")]
+    frame = pd.DataFrame(rows)
+    videos = pd.DataFrame(
+        {
+            "video_id": [str(v) for v in range(12)],
+            "category_major": [v % 3 for v in range(12)],
+            "category_name": [f"cat {v % 3}" for v in range(12)],
+        }
+    )
+    whole = leaderboard(frame, videos=videos, by=by, variant=variant, n_boot=200)
+    per_model = [
+        leaderboard(group, videos=videos, by=by, variant=variant, n_boot=200)
+        for _, group in frame.groupby("model", sort=False)
+    ]
+    combined = combine_leaderboards(per_model, by=by)
+    pd.testing.assert_frame_equal(combined, whole, check_exact=True)
+    assert set(combined["model"]) == {"judged-a", "judged-b", "text-c"}
+    assert combine_leaderboards(per_model[-1:], by=by).empty

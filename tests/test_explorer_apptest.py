@@ -298,3 +298,51 @@ def test_every_page_explains_an_empty_database(
     for page in ("breakdown", "questions", "compare", "submit", "dataset"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception and not _errors(at), (page, _errors(at))
+
+
+def test_leaderboard_parts_are_cached_per_model_and_recomputed_only_when_it_changes(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a write only the touched model is read again, and the combined parts draw the same table
+    as one pass over every score and answer."""
+    from apps.explorer import state
+    from ecva_core.results.db import ResultsDB, ScoreRow
+    from ecva_core.results.queries import leaderboard_from_parts, leaderboard_view
+
+    reads: list[tuple[str, ...]] = []
+    lean = ResultsDB.aggregate_frame
+
+    def counted(self, models=None):
+        reads.append(tuple(models))
+        return lean(self, models)
+
+    monkeypatch.setattr(ResultsDB, "aggregate_frame", counted)
+    ds = state.dataset()
+    db = state.open_db()
+
+    def view(mode="all", majors=(), tasks=()):
+        return leaderboard_from_parts(
+            state.leaderboard_parts(ds.fingerprint, mode, majors, tasks), ds, mode, majors, tasks
+        )
+
+    def reference(mode="all", majors=(), tasks=()):
+        return leaderboard_view(db.scores_frame(), ds, mode, majors, tasks, predictions=db.predictions_frame())
+
+    models = _models(app_env)
+    first = view()
+    assert sorted(reads) == [(m,) for m in models]
+    assert first.table.equals(reference().table) and first.per_task.equals(reference().per_task)
+    reads.clear()
+    assert view().table.equals(first.table) and reads == []
+    sid = db.submissions(models[1])[0]["id"]
+    pred = next(p for p in db.stored_predictions(sid) if not p.probe)
+    db.write_scores([ScoreRow(pred.id, "bleu1", 0.0, "ok")])
+    again = view()
+    assert reads == [(models[1],)]
+    assert again.table.equals(reference().table) and not again.table.equals(first.table)
+    reads.clear()
+    filtered = view("valid", (), ("Cause",))
+    assert len(reads) == len(models) and filtered.table.equals(reference("valid", (), ("Cause",)).table)
+    reads.clear()
+    db.delete_model(models[0])
+    assert sorted(view().table["model"]) == models[1:] and reads == []  # the others are still cached

@@ -20,6 +20,7 @@ Input: a long frame with columns ``model, video_id, task, probe, metric, value, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +160,15 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, Any]:
     return pd.factorize(values, sort=False)
 
 
+@functools.lru_cache(maxsize=8)
+def _float32_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap weights as float32, drawn once per (n, n_boot, seed): the leaderboard's per-model,
+    per-task and per-filter calls mostly share one video count, and drawing costs more than the product."""
+    weights = bootstrap_weights(n, n_boot, seed).astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
 def _bootstrap_groups(parts: list[tuple[np.ndarray, np.ndarray]], n_boot: int, seed: int) -> list[np.ndarray | None]:
     """Bootstrap means (n_boot, k) per group; groups with the same video count share one matmul.
 
@@ -173,7 +183,7 @@ def _bootstrap_groups(parts: list[tuple[np.ndarray, np.ndarray]], n_boot: int, s
         if len(sums):
             by_size.setdefault(len(sums), []).append(i)
     for n, members in by_size.items():
-        weights = bootstrap_weights(n, n_boot, seed).astype(np.float32)
+        weights = _float32_weights(n, n_boot, seed)
         stacked = np.hstack([np.hstack(parts[i]) for i in members]).astype(np.float32)
         product = (weights @ stacked).astype(float)
         offset = 0
@@ -272,6 +282,30 @@ def leaderboard(
     out.insert(len(group_cols) + 1, "variant", variant)
     if by == "task":
         out.insert(2, "facet", out["task"].map(FACETS).fillna("What"))
+    rank = ["anomeval", *(m for m in _METRIC_ORDER if m in out.columns)]
+    return out.sort_values(rank[:2], ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def combine_leaderboards(frames: Sequence[pd.DataFrame], by: str | None = None) -> pd.DataFrame:
+    """The :func:`leaderboard` of several disjoint sets of models, from each set's own leaderboard.
+
+    A model's rows depend only on its own scores (its bootstrap weights only on its video count and
+    the seed), so the explorer caches them per model and recomputes only the models a write changed;
+    this puts the cached rows together with the columns and order one call over all scores gives.
+    """
+    import pandas as pd
+
+    group_cols = _group_columns(by)
+    filled = [f for f in frames if len(f)]
+    if len(filled) <= 1:
+        return filled[0] if filled else (frames[0] if frames else pd.DataFrame(columns=["model", *group_cols]))
+    out = pd.concat(filled, ignore_index=True)
+    measures = {c[: -len("_lo")] for c in out.columns if c.endswith("_lo")} - {"anomeval"}
+    known = [m for m in _METRIC_ORDER if m in measures]
+    ordered = [*PILLARS, *known, *sorted(measures - {*PILLARS, *known})]
+    head = list(filled[0].columns[: filled[0].columns.get_loc("not_measured") + 1])
+    columns = [*head, *(f"{m}{suffix}" for m in ordered for suffix in ("", "_lo", "_hi")), "n_failed", "n_skipped"]
+    out = out[columns].sort_values(["model", *group_cols], kind="stable")
     rank = ["anomeval", *(m for m in _METRIC_ORDER if m in out.columns)]
     return out.sort_values(rank[:2], ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 

@@ -520,6 +520,56 @@ LEADERBOARD_HELP: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class LeaderboardPart:
+    """The leaderboard's figures for some models before the table is drawn.
+
+    Every figure of a model depends only on that model's scores and answers (and the dataset), so
+    the explorer keeps one part per model and, after a write, recomputes only the changed model;
+    :func:`leaderboard_from_parts` combines parts into the view one call over all scores gives.
+    """
+
+    overall: pd.DataFrame
+    by_task: pd.DataFrame
+    answered: dict[str, int]
+    failed_answers: dict[str, int]
+    n_scores: int
+
+
+def leaderboard_part(
+    scores: pd.DataFrame,
+    dataset: Dataset,
+    mode: str = "all",
+    majors: Sequence[int] = (),
+    tasks: Sequence[str] = (),
+    predictions: pd.DataFrame | None = None,
+) -> LeaderboardPart:
+    """Aggregates of the models in ``scores`` (any frame with the columns of
+    ``ResultsDB.aggregate_frame``) for the chosen categories and tasks; ``predictions`` needs only
+    ``model, video_id, task, probe, status`` (``ResultsDB.answer_status_frame``)."""
+    import pandas as pd
+
+    from ecva_core.metrics.aggregate import leaderboard
+
+    scoped = _restrict(scores, dataset, majors, tasks)
+    if scoped.empty:
+        return LeaderboardPart(pd.DataFrame(columns=["model"]), pd.DataFrame(columns=["model", "task"]), {}, {}, 0)
+    overall = leaderboard(scoped, variant=mode)
+    by_task = leaderboard(scoped, by="task", variant=mode)
+    scored = normal_answers(scoped)
+    scored = scored[scored["task"].isin([t.value for t in SCORED_TASKS])]
+    answered = scored[["model", "video_id", "task"]].drop_duplicates().groupby("model").size()
+    models = overall["model"]
+    failed = _failed_answers(predictions, models, dataset, majors, tasks)
+    return LeaderboardPart(
+        overall=overall,
+        by_task=by_task,
+        answered={str(m): int(n) for m, n in answered.items()},
+        failed_answers={str(m): n for m, n in zip(models, failed, strict=True)},
+        n_scores=len(scoped),
+    )
+
+
 def leaderboard_view(
     scores: pd.DataFrame,
     dataset: Dataset,
@@ -530,12 +580,24 @@ def leaderboard_view(
 ) -> LeaderboardView:
     """One row per model with AnomEval, per-task AnomEval (What/Why/How), pillars and text metrics,
     each with its 95% CI, plus coverage and failure counts, for the chosen categories and tasks."""
+    part = leaderboard_part(scores, dataset, mode, majors, tasks, predictions)
+    return leaderboard_from_parts([part], dataset, mode, majors, tasks)
+
+
+def leaderboard_from_parts(
+    parts: Sequence[LeaderboardPart],
+    dataset: Dataset,
+    mode: str = "all",
+    majors: Sequence[int] = (),
+    tasks: Sequence[str] = (),
+) -> LeaderboardView:
+    """The :func:`leaderboard_view` of the models of ``parts`` (disjoint model sets, same filters)."""
     import pandas as pd
 
-    from ecva_core.metrics.aggregate import leaderboard
+    from ecva_core.metrics.aggregate import combine_leaderboards
 
-    scoped = _restrict(scores, dataset, majors, tasks)
-    if scoped.empty:
+    parts = [p for p in parts if p.n_scores]
+    if not parts:
         empty = pd.DataFrame(columns=["model"])
         return LeaderboardView(
             empty,
@@ -545,8 +607,10 @@ def leaderboard_view(
             ("model",),
             "No scores for these filters.",
         )
-    overall = leaderboard(scoped, variant=mode)
-    by_task = leaderboard(scoped, by="task", variant=mode)
+    overall = combine_leaderboards([p.overall for p in parts])
+    by_task = combine_leaderboards([p.by_task for p in parts], by="task")
+    answered = {m: n for p in parts for m, n in p.answered.items()}
+    failed_answers = {m: n for p in parts for m, n in p.failed_answers.items()}
     judged = overall["anomeval"].notna().any() if "anomeval" in overall else False
     chart = "anomeval" if judged else next((m for m in METRIC_PREFERENCE if m in overall), None)
     table = pd.DataFrame({"model": overall["model"]})
@@ -576,12 +640,9 @@ def leaderboard_view(
         table[metric] = overall[metric]
         table[f"{metric} 95% CI"] = ci(overall, metric)
     expected = len(_restrict_items(dataset, majors, tasks))
-    scored = normal_answers(scoped)
-    scored = scored[scored["task"].isin([t.value for t in SCORED_TASKS])]
-    answered = scored[["model", "video_id", "task"]].drop_duplicates().groupby("model").size()
     table["Questions"] = [int(answered.get(m, 0)) for m in table["model"]]
     table["Coverage"] = (table["Questions"] / expected).round(3) if expected else float("nan")
-    table["Failed answers"] = _failed_answers(predictions, table["model"], dataset, majors, tasks)
+    table["Failed answers"] = [int(failed_answers.get(m, 0)) for m in table["model"]]
     table["Failed scores"] = overall["n_failed"].astype(int)
     table["Skipped scores"] = overall["n_skipped"].astype(int)
 
