@@ -388,6 +388,16 @@ def test_model_stamps_change_only_for_the_model_a_write_touches(tmp_path: Path) 
     import_results(other, export, model="a2")
     after = other.model_stamps()
     assert before["a"] == after["a"] and "a2" in after
+    first = _recreated(tmp_path / "same.db")
+    assert _recreated(tmp_path / "same.db") != first  # a new file at the same path never reuses a stamp
+
+
+def _recreated(path: Path) -> str:
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
+    db = ResultsDB(path)
+    _add(db, "c", "k")
+    return db.model_stamps()["c"]
 
 
 def test_version_3_database_migrates_to_model_stamps_losing_nothing(tmp_path: Path) -> None:

@@ -399,8 +399,11 @@ class ResultsDB:
         written (and when the model is recreated), so a cache of one model's aggregates can be kept
         until that model changes instead of until anything changes."""
         with self._connection() as conn:
-            rows = conn.execute("SELECT name, id, created, changed FROM models ORDER BY name").fetchall()
-        return {name: f"{model_id}:{created}:{changed}" for name, model_id, created, changed in rows}
+            rows = conn.execute(
+                "SELECT (SELECT value FROM meta WHERE key = 'instance'), name, id, created, changed FROM models"
+                " ORDER BY name"
+            ).fetchall()
+        return {name: f"{db_id}:{model_id}:{created}:{changed}" for db_id, name, model_id, created, changed in rows}
 
     def aggregate_frame(self, models: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows and order of :meth:`scores_frame` with only :data:`AGGREGATE_COLUMNS`.

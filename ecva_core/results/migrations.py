@@ -93,9 +93,11 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # Per-model change stamp: ``models.changed`` is the data version of the last write that touched the
     # model's submissions, predictions or scores (kept by triggers, so every writer keeps it), letting
-    # apps cache one model's aggregates and recompute only the models a write changed.
+    # apps cache one model's aggregates and recompute only the models a write changed; ``instance`` tells
+    # a database from another one later created at the same path.
     4: [
         "ALTER TABLE models ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', abs(random()))",
         "UPDATE models SET changed = (SELECT value FROM meta WHERE key = 'data_version')",
         *(
             f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN UPDATE models SET changed ="
