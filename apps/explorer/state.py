@@ -2,9 +2,10 @@
 
 Reads are cached in memory (``st.cache_data`` / ``st.cache_resource``) keyed on the database path
 and ``ResultsDB.data_version()``, so a newly scored model shows up on the next rerun without
-restarting the app and nothing is recomputed while the database is unchanged. The frames, the
-leaderboard views and the parsed dataset are also kept on disk under ``cache_dir/explorer``, so
-a restarted app draws its first page without re-reading every score out of SQLite.
+restarting the app and nothing is recomputed while the database is unchanged. The frames and
+the parsed dataset are also kept on disk under ``cache_dir/explorer``, so a restarted app draws
+its first page without re-reading every score out of SQLite. The leaderboard is kept there per
+model (keyed on the model's change stamp), so after a write only the changed model is read again.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ def _write_parts(path: Path, parts: dict) -> None:
     tmp.replace(path)
     prefix = path.name.split("-lbparts-")[0]
     siblings = sorted(path.parent.glob(f"{prefix}-lbparts-*.pkl"), key=_mtime, reverse=True)
-    for stale in siblings[32:]:
+    for stale in [*siblings[32:], *path.parent.glob(f"{prefix}-leaderboard-*")]:  # and whole views of old releases
         stale.unlink(missing_ok=True)
 
 
