@@ -98,6 +98,15 @@ def test_probe_option_marks_the_hallucination_probe_answers(real, shared_ecva: P
     report = read_submission(shared_ecva / "model_outputs" / "videollama2_new_outcome.json", real, probe="no_keyframes")
     assert {p.probe for p in report.predictions} == {"no_keyframes"}
     assert report.coverage["probe"] == ["no_keyframes"]
+    assert not [p for p in report.problems if p.code == "probe_prompt"]
+
+
+def test_probe_wording_without_probe_option_is_pointed_out(real, shared_ecva: Path) -> None:
+    probe_worded = read_submission(shared_ecva / "model_outputs" / "videollama2_new_outcome.json", real)
+    hints = [p for p in probe_worded.problems if p.code == "probe_prompt"]
+    assert len(hints) == 1 and "--probe" in hints[0].problem and hints[0].severity == "warning"
+    plain = read_submission(shared_ecva / "model_outputs" / "video_llama_outcome.json", real)
+    assert not [p for p in plain.problems if p.code == "probe_prompt"]
 
 
 @pytest.mark.slow

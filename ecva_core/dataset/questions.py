@@ -50,6 +50,11 @@ _NONE_CLAUSE = (
     "Notice if you cannot answer based on the content of the video, you only need to answer with one word None"
 )
 
+def is_probe_prompt(prompt: str) -> bool:
+    """True for a prompt that asks the model to answer ``None`` when it cannot tell (the probe wording)."""
+    return "answer with one word none" in " ".join(prompt.lower().split())
+
+
 PROBE_QUESTIONS: dict[Task, str] = {
     Task.DESCRIPTION: QUESTIONS[Task.DESCRIPTION] + _NONE_CLAUSE,
     Task.CAUSE: (

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecva_core.dataset.questions import is_probe_prompt
 from ecva_core.errors import SubmissionError
 from ecva_core.schema import Prediction, PredictionStatus, Task, canonical_video_id
 
@@ -525,6 +526,14 @@ def _join(rows: list[_Row], dataset: Dataset, report: SubmissionReport) -> None:
         elif p.status is PredictionStatus.EMPTY:
             problems.append(Problem(p.row, "output", "empty answer: counted as failed", "empty_output",
                                     "warning"))
+    probe_worded = sum(1 for p in predictions if not p.probe and is_probe_prompt(p.prompt))
+    if probe_worded and probe_worded * 2 >= len(predictions):
+        problems.append(Problem(
+            None, "prompt",
+            f"{probe_worded} answers were asked with the hallucination-probe wording (answer None when unsure); "
+            "if they were given with the key frames removed, score the file with --probe", "probe_prompt",
+            "warning",
+        ))
     report.predictions = predictions
     report.coverage = _coverage(predictions, expected, len(extra), unattributed, tasks)
     report.coverage.update(
