@@ -346,3 +346,37 @@ def test_leaderboard_parts_are_cached_per_model_and_recomputed_only_when_it_chan
     reads.clear()
     db.delete_model(models[0])
     assert sorted(view().table["model"]) == models[1:] and reads == []  # the others are still cached
+
+
+def test_models_scored_before_the_explorer_starts_are_not_aggregated_again(
+    scored_demo: tuple[Path, Path], isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ecva score` leaves each model's leaderboard part on disk, so the first render reads none again."""
+    from ecva_core.dataset import load_dataset
+    from ecva_core.results import queries
+    from ecva_core.results.db import ResultsDB, ScoreRow
+    from ecva_core.results.scoring import score_submission
+
+    demo, _ = scored_demo
+    db = ResultsDB(isolated_home / "results.db")
+    monkeypatch.setenv("ECVA_DATA", str(demo))
+    monkeypatch.setenv("ECVA_DB", str(db.path))
+    ds = load_dataset(demo)
+    for path in sorted((demo / "submissions").glob("*.json")):
+        score_submission(path, path.stem, ds, db, metrics=["bleu1", "rougeL"])
+    computed: list[tuple[str, ...]] = []
+    part = queries.leaderboard_part
+
+    def counted(scores, *args, **kwargs):
+        computed.append(tuple(scores["model"].unique()))
+        return part(scores, *args, **kwargs)
+
+    monkeypatch.setattr(queries, "leaderboard_part", counted)
+    at = _app()
+    assert not at.exception and not _errors(at)
+    assert sorted(_table(at)["model"]) == _models(demo) and computed == []
+    first = _models(demo)[0]
+    pred = next(p for p in db.stored_predictions(db.submissions(first)[0]["id"]) if not p.probe)
+    db.write_scores([ScoreRow(pred.id, "bleu1", 0.0, "ok")])  # a write that warms nothing
+    at = _app()
+    assert not at.exception and computed == [(first,)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -258,3 +259,31 @@ def test_judge_scores_stored_without_their_judge_are_rejudged_from_the_cache(dat
         assert again["judge"]["rejudged"] and again["judge"]["previous_models"] == ["an unrecorded judge"]
         assert again["judge"]["cache_hits"] == calls
     assert db.scores_frame().equals(frame)
+
+
+def test_scoring_warms_the_explorer_leaderboard_part_of_the_model(dataset, tmp_path: Path) -> None:
+    from ecva_core.results.leaderboard_cache import FIRST_RENDER_VIEWS, leaderboard_parts, parts_path
+    from ecva_core.results.queries import leaderboard_part
+
+    db = ResultsDB(tmp_path / "r.db")
+    score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST)
+    cache_dir = get_settings().cache_dir
+    (mode, majors, tasks), = FIRST_RENDER_VIEWS
+    path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks)
+    stored = {m: stamp for m, (stamp, _) in pickle.loads(path.read_bytes()).items()}
+    assert stored == db.model_stamps()
+    expected = leaderboard_part(db.aggregate_frame(), dataset, mode, majors, tasks, db.answer_status_frame())
+    (part,) = leaderboard_parts(db, dataset, cache_dir, mode, majors, tasks)
+    assert part.overall.equals(expected.overall) and part.by_task.equals(expected.by_task)
+
+
+def test_a_cache_that_cannot_be_written_does_not_fail_scoring(
+    dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be", encoding="utf-8")
+    monkeypatch.setenv("ECVA_CACHE_DIR", str(blocker))
+    db = ResultsDB(tmp_path / "r.db")
+    summary = score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST)
+    assert summary["overall"]["rougeL"] > 0.8 and db.model_stamps().keys() == {"good"}
+    assert "could not cache the leaderboard part of 'good'" in caplog.text

@@ -10,7 +10,6 @@ model (keyed on the model's change stamp), so after a write only the changed mod
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -181,19 +180,6 @@ def _key() -> tuple[str, int, str]:
     return str(settings().db_path), version(), dataset().fingerprint
 
 
-@functools.cache
-def _code_tag() -> str:
-    """Hash of the code that computes leaderboard parts: cached parts of an older release are not reused."""
-    from ecva_core import __version__
-    from ecva_core.metrics import aggregate, stats
-    from ecva_core.results import queries
-
-    digest = hashlib.sha256(__version__.encode())
-    for module in (aggregate, stats, queries):
-        digest.update(Path(str(module.__file__)).read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def leaderboard_parts(
     fingerprint: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]
 ) -> list[queries.LeaderboardPart]:
@@ -201,49 +187,13 @@ def leaderboard_parts(
 
     A write (a newly scored model, a new judge run) changes only the stamps of the models it
     touched, so only those are read from SQLite (lean columns, no text) and aggregated again; the
-    other models' parts come from ``cache_dir/explorer``. Parts are in model-name order.
+    other models' parts come from ``cache_dir/explorer`` (``ecva score`` warms the part of the
+    model it scored there). Parts are in model-name order; ``fingerprint`` is the explorer's
+    dataset's (it keys the in-memory cache of the caller and the file).
     """
-    from ecva_core.results.queries import leaderboard_part
+    from ecva_core.results.leaderboard_cache import leaderboard_parts as cached_parts
 
-    db = open_db()
-    stamps = db.model_stamps()
-    folder = settings().cache_dir / "explorer"
-    prefix = hashlib.sha256(str(db.path.resolve()).encode()).hexdigest()[:10]
-    arg = hashlib.sha256(repr((_code_tag(), fingerprint, mode, majors, tasks)).encode()).hexdigest()[:16]
-    path = folder / f"{prefix}-lbparts-{arg}.pkl"
-    cached: dict[str, tuple[str, queries.LeaderboardPart]] = {}
-    if path.exists():
-        try:
-            cached = pickle.loads(path.read_bytes())
-        except Exception:
-            log.warning("ignoring unreadable cache file %s", path)
-    parts = {model: cached[model] for model, stamp in stamps.items() if cached.get(model, ("",))[0] == stamp}
-    changed = sorted(stamps.keys() - parts.keys())
-    for model in changed:
-        frame, answers = db.aggregate_frame([model]), db.answer_status_frame([model])
-        parts[model] = (stamps[model], leaderboard_part(frame, dataset(), mode, majors, tasks, answers))
-    if changed or parts.keys() != cached.keys():
-        _write_parts(path, parts)
-    return [parts[model][1] for model in sorted(parts)]
-
-
-def _write_parts(path: Path, parts: dict) -> None:
-    """Replace the parts file atomically; keep the 32 most recently written filter combinations."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
-    tmp.write_bytes(pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL))
-    tmp.replace(path)
-    prefix = path.name.split("-lbparts-")[0]
-    siblings = sorted(path.parent.glob(f"{prefix}-lbparts-*.pkl"), key=_mtime, reverse=True)
-    for stale in [*siblings[32:], *path.parent.glob(f"{prefix}-leaderboard-*")]:  # and whole views of old releases
-        stale.unlink(missing_ok=True)
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0
+    return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

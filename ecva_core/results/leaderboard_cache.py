@@ -1,0 +1,149 @@
+"""Per-model leaderboard parts kept on disk, so a leaderboard is only re-aggregated for changed models.
+
+A part file holds, for one database (by path), one set of view filters and one version of the
+aggregation code, each model's :class:`~ecva_core.results.queries.LeaderboardPart` next to the
+model's change stamp (``ResultsDB.model_stamps``). The explorer reads and extends it on every
+render; the scoring pipeline warms it for the model it just wrote (:func:`warm_model`), so an
+explorer started after ``ecva score`` draws its first leaderboard without re-reading that model.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import pickle
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ecva_core.dataset import Dataset
+    from ecva_core.results.db import ResultsDB
+    from ecva_core.results.queries import LeaderboardPart
+
+log = logging.getLogger("ecva.results")
+
+# The views the explorer's first render asks for: its Leaderboard page opens with "all" failures,
+# every category and every task (mode, majors, tasks).
+FIRST_RENDER_VIEWS: tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...] = (("all", (), ()),)
+KEEP_VIEWS = 32
+
+Parts = dict[str, tuple[str, "LeaderboardPart"]]
+
+
+@functools.cache
+def code_tag() -> str:
+    """Hash of the code that computes leaderboard parts: cached parts of an older release are not reused."""
+    from ecva_core import __version__
+    from ecva_core.metrics import aggregate, stats
+    from ecva_core.results import queries
+
+    digest = hashlib.sha256(__version__.encode())
+    for module in (aggregate, stats, queries):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cache_folder(cache_dir: Path) -> Path:
+    """Where the explorer keeps its on-disk caches (parts included)."""
+    return cache_dir / "explorer"
+
+
+def parts_path(
+    cache_dir: Path, db: ResultsDB, fingerprint: str, mode: str, majors: Sequence[int], tasks: Sequence[str]
+) -> Path:
+    """The parts file of this database (by path), dataset fingerprint, view filters and code version."""
+    prefix = hashlib.sha256(str(db.path.resolve()).encode()).hexdigest()[:10]
+    key = (code_tag(), fingerprint, mode, tuple(majors), tuple(tasks))
+    arg = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    return cache_folder(cache_dir) / f"{prefix}-lbparts-{arg}.pkl"
+
+
+def _read_parts(path: Path) -> Parts:
+    if not path.exists():
+        return {}
+    try:
+        return pickle.loads(path.read_bytes())
+    except Exception:
+        log.warning("ignoring unreadable cache file %s", path)
+        return {}
+
+
+def _compute(
+    db: ResultsDB, dataset: Dataset, model: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]
+) -> LeaderboardPart:
+    from ecva_core.results import queries
+
+    frame, answers = db.aggregate_frame([model]), db.answer_status_frame([model])
+    return queries.leaderboard_part(frame, dataset, mode, majors, tasks, answers)
+
+
+def leaderboard_parts(
+    db: ResultsDB,
+    dataset: Dataset,
+    cache_dir: Path,
+    mode: str,
+    majors: tuple[int, ...],
+    tasks: tuple[str, ...],
+) -> list[LeaderboardPart]:
+    """Each model's part in model-name order: cached ones whose stamp still matches, the rest
+    read (lean columns) and aggregated again, then the file rewritten if anything changed."""
+    stamps = db.model_stamps()
+    path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks)
+    cached = _read_parts(path)
+    parts = {model: cached[model] for model, stamp in stamps.items() if cached.get(model, ("",))[0] == stamp}
+    changed = sorted(stamps.keys() - parts.keys())
+    for model in changed:
+        parts[model] = (stamps[model], _compute(db, dataset, model, mode, majors, tasks))
+    if changed or parts.keys() != cached.keys():
+        write_parts(path, parts)
+    return [parts[model][1] for model in sorted(parts)]
+
+
+def warm_model(
+    db: ResultsDB,
+    dataset: Dataset,
+    model: str,
+    cache_dir: Path,
+    views: Sequence[tuple[str, tuple[int, ...], tuple[str, ...]]] = FIRST_RENDER_VIEWS,
+) -> int:
+    """Store ``model``'s current part for each view (other models' parts are left as they are,
+    stale ones dropped); returns how many parts were written. Called right after a write, so the
+    next explorer start finds the part instead of aggregating the model again."""
+    stamps = db.model_stamps()
+    if model not in stamps:
+        return 0
+    written = 0
+    for mode, majors, tasks in views:
+        path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks)
+        cached = _read_parts(path)
+        parts = {m: cached[m] for m, stamp in stamps.items() if m != model and cached.get(m, ("",))[0] == stamp}
+        part = _compute(db, dataset, model, mode, majors, tasks)
+        if db.model_stamps().get(model) != stamps[model]:
+            continue  # written to again meanwhile: this part is already stale
+        parts[model] = (stamps[model], part)
+        write_parts(path, parts)
+        written += 1
+    return written
+
+
+def write_parts(path: Path, parts: Parts) -> None:
+    """Replace the parts file atomically; keep the most recently written filter combinations."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
+    tmp.write_bytes(pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.replace(path)
+    prefix = path.name.split("-lbparts-")[0]
+    siblings = sorted(path.parent.glob(f"{prefix}-lbparts-*.pkl"), key=_mtime, reverse=True)
+    for stale in [*siblings[KEEP_VIEWS:], *path.parent.glob(f"{prefix}-leaderboard-*")]:  # and old whole views
+        stale.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
