@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,11 +117,7 @@ class ResultsDB:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connection() as conn:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
-                if schema_version(conn) != SCHEMA_VERSION:
-                    migrate(conn)
+            self._prepare()
         except sqlite3.DatabaseError as exc:
             raise ResultsError(f"cannot open the results database {self.path}: {exc}") from exc
         except OSError as exc:
@@ -128,6 +125,22 @@ class ResultsDB:
 
     def __repr__(self) -> str:
         return f"ResultsDB({str(self.path)!r})"
+
+    def _prepare(self, attempts: int = 40) -> None:
+        """Switch to WAL and migrate. SQLite answers "database is locked" at once, without waiting,
+        when processes that open a new file together race for the journal-mode switch; retry then."""
+        for attempt in range(attempts):
+            try:
+                with self._connection() as conn:
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        conn.execute("PRAGMA journal_mode=WAL")
+                    if schema_version(conn) != SCHEMA_VERSION:
+                        migrate(conn)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
