@@ -74,13 +74,80 @@ def test_results_export_import_round_trip(tiny: dict[str, str], tmp_path: Path) 
         exported = json.loads(ecva("results", "export", "good", "--format", fmt, "--out", str(out), "--db",
                                    tiny["db"], "--json").stdout)
         target = str(tmp_path / f"copy-{fmt}.db")
-        imported = json.loads(ecva("results", "import", str(out), "--db", target, "--json").stdout)
+        imported = json.loads(ecva("results", "import", str(out), "--data", tiny["data"], "--db", target,
+                                   "--json").stdout)
         assert imported["scores"] == exported["scores"] > 0
         board = json.loads(ecva("leaderboard", "--by", "model", "--db", target, "--json").stdout)
         assert [r["model"] for r in board["rows"]] == ["good"]
     assert json.loads(ecva("results", "delete", "good", "--db", tiny["db"], "--json").stdout) == {"deleted": "good"}
     gone = ecva("results", "delete", "good", "--db", tiny["db"], check=False)
     assert gone.returncode == 1 and "no model named 'good'" in gone.stderr
+
+
+def _export(tiny: dict[str, str], tmp_path: Path) -> Path:
+    """A results export of the model "good", scored in this process."""
+    from ecva_core.dataset import load_dataset
+    from ecva_core.results.db import ResultsDB
+    from ecva_core.results.export import export_model
+    from ecva_core.results.scoring import score_submission
+
+    db = ResultsDB(tmp_path / "source.db")
+    score_submission(tiny["good"], "good", load_dataset(Path(tiny["data"])), db, metrics=["bleu4", "rougeL"])
+    out = tmp_path / "good.json"
+    export_model(db, "good", out)
+    return out
+
+
+def test_results_import_warms_the_explorer_leaderboard_part(
+    tiny: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explorer started after `ecva results import` finds every model's part cached, and the view
+    built from those parts equals the one computed from every score and answer."""
+    from ecva_core.config import get_settings
+    from ecva_core.dataset import load_dataset
+    from ecva_core.results import leaderboard_cache
+    from ecva_core.results.db import ResultsDB
+    from ecva_core.results.queries import leaderboard_from_parts, leaderboard_view
+
+    export = str(_export(tiny, tmp_path))
+    for name in ("good", "copy"):
+        ecva("results", "import", export, "--model", name, "--data", tiny["data"], "--db", tiny["db"], "--json")
+
+    def not_cached(*args: object) -> None:
+        raise AssertionError(f"aggregated again: {args[2]!r}")
+
+    monkeypatch.setattr(leaderboard_cache, "_compute", not_cached)
+    db, ds = ResultsDB(Path(tiny["db"])), load_dataset(Path(tiny["data"]))
+    (view,) = leaderboard_cache.FIRST_RENDER_VIEWS
+    parts = leaderboard_cache.leaderboard_parts(db, ds, get_settings().cache_dir, *view)
+    cached = leaderboard_from_parts(parts, ds, *view)
+    scratch = leaderboard_view(db.scores_frame(), ds, *view, predictions=db.predictions_frame())
+    assert sorted(cached.table["model"]) == ["copy", "good"]
+    assert cached.table.equals(scratch.table) and cached.per_task.equals(scratch.per_task)
+
+
+def test_results_import_succeeds_when_the_warm_fails(
+    tiny: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from click.testing import CliRunner
+
+    from ecva_core.cli.main import cli
+    from ecva_core.results import leaderboard_cache
+    from ecva_core.results.db import ResultsDB
+
+    export = str(_export(tiny, tmp_path))
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(leaderboard_cache, "warm_model", broken)
+    result = CliRunner().invoke(cli, ["results", "import", export, "--data", tiny["data"], "--db", tiny["db"],
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert counts["model"] == "good" and counts["scores"] > 0
+    assert len(ResultsDB(Path(tiny["db"])).scores_frame(models=["good"])) == counts["scores"]
+    assert "could not cache the leaderboard part of 'good'" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -251,12 +251,18 @@ def export_cmd(model: str, fmt: str | None, out: Path, db_path: Path | None, as_
 @results.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--model", default=None, help="Store under this name instead of the one in the file.")
-@common(db_option, json_option)
-def import_cmd(file: Path, model: str | None, db_path: Path | None, as_json: bool) -> None:
-    """Load a file written by `ecva results export` (submissions already present are skipped)."""
+@common(data_option, db_option, json_option)
+def import_cmd(file: Path, model: str | None, data_path: Path | None, db_path: Path | None, as_json: bool) -> None:
+    """Load a file written by `ecva results export` (submissions already present are skipped).
+
+    The model's leaderboard part is then cached for the explorer on the --data dataset, as `ecva score` does.
+    """
+    from functools import partial
+
+    from ecva_core.dataset import load_dataset
     from ecva_core.results.export import import_results
 
-    counts = import_results(_open_db(db_path), file, model=model)
+    counts = import_results(_open_db(db_path), file, model=model, dataset=partial(load_dataset, data_path))
     if as_json:
         emit_json(counts)
     else:

@@ -10,11 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ecva_core.config import get_settings
 from ecva_core.errors import ResultsError
 from ecva_core.results.db import ResultsDB
+from ecva_core.results.leaderboard_cache import warm_after_write
+
+if TYPE_CHECKING:
+    from ecva_core.dataset import Dataset
 
 FORMAT_NAME = "ecva-results"
 FORMAT_VERSION = 1
@@ -67,8 +73,20 @@ def export_model(db: ResultsDB, model: str, out: Path | str, fmt: str | None = N
     }
 
 
-def import_results(db: ResultsDB, path: Path | str, model: str | None = None) -> dict[str, Any]:
-    """Load an export (JSON or CSV) into ``db`` in one transaction; ``model`` renames on import."""
+def import_results(
+    db: ResultsDB,
+    path: Path | str,
+    model: str | None = None,
+    *,
+    dataset: Dataset | Callable[[], Dataset] | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Load an export (JSON or CSV) into ``db`` in one transaction; ``model`` renames on import.
+
+    With ``dataset`` (the explorer's dataset, or a loader of it), the imported model's leaderboard
+    part is then warmed as ``score_submission`` does (under ``cache_dir``, default the settings'), so
+    the explorer's first render does not aggregate it again; a failed warm is logged, never raised.
+    """
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"file not found: {path}")
@@ -79,6 +97,8 @@ def import_results(db: ResultsDB, path: Path | str, model: str | None = None) ->
         name, submissions = _from_json(text, path)
     target = model or name
     counts = db.load_model(target, submissions)
+    if dataset is not None:
+        warm_after_write(db, dataset, target, cache_dir or get_settings().cache_dir)
     return {"model": target, "file": str(path), **counts}
 
 

@@ -3,8 +3,9 @@
 A part file holds, for one database (by path), one set of view filters and one version of the
 aggregation code, each model's :class:`~ecva_core.results.queries.LeaderboardPart` next to the
 model's change stamp (``ResultsDB.model_stamps``). The explorer reads and extends it on every
-render; the scoring pipeline warms it for the model it just wrote (:func:`warm_model`), so an
-explorer started after ``ecva score`` draws its first leaderboard without re-reading that model.
+render; the scoring pipeline and the results import warm it for the model they just wrote
+(:func:`warm_after_write`), so an explorer started after ``ecva score`` or ``ecva results import``
+draws its first leaderboard without re-reading that model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import pickle
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,6 +129,20 @@ def warm_model(
         write_parts(path, parts)
         written += 1
     return written
+
+
+def warm_after_write(
+    db: ResultsDB, dataset: Dataset | Callable[[], Dataset], model: str, cache_dir: Path
+) -> int:
+    """:func:`warm_model` for the explorer's first render, right after ``model`` was written (scored or
+    imported); returns how many parts were written. The write is already safe, so any failure here,
+    loading ``dataset`` (a dataset or a loader) included, is logged and only costs the explorer that
+    model's aggregation."""
+    try:
+        return warm_model(db, dataset() if callable(dataset) else dataset, model, cache_dir)
+    except Exception:
+        log.warning("could not cache the leaderboard part of %r under %s", model, cache_dir, exc_info=True)
+        return 0
 
 
 def write_parts(path: Path, parts: Parts) -> None:

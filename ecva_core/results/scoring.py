@@ -14,7 +14,6 @@ switching back to a judge that already scored them only makes its verdicts the l
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ecva_core.config import Settings, get_settings
 from ecva_core.errors import ConfigError
 from ecva_core.results.db import ResultsDB, ScoreRow, StoredPrediction
+from ecva_core.results.leaderboard_cache import warm_after_write
 from ecva_core.results.submission import read_submission
 from ecva_core.schema import (
     SCORED_TASKS,
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
     from ecva_core.dataset import Dataset
     from ecva_core.metrics.judge import JudgeRequest
-
-log = logging.getLogger("ecva.results")
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages: "validate", "text", "auxiliary", "judge"."""
@@ -125,19 +123,8 @@ def score_submission(
         written=counts,
     )
     summary["judge"] = _judge_status(use_judge, settings, judge_summary)
-    _warm_leaderboard(db, dataset, model, settings)
+    warm_after_write(db, dataset, model, settings.cache_dir)
     return summary
-
-
-def _warm_leaderboard(db: ResultsDB, dataset: Dataset, model: str, settings: Settings) -> None:
-    """Store this model's leaderboard part for the explorer's first render; the scores are already
-    safe, so a cache that cannot be written only costs the explorer that model's aggregation."""
-    from ecva_core.results.leaderboard_cache import warm_model
-
-    try:
-        warm_model(db, dataset, model, settings.cache_dir)
-    except Exception:
-        log.warning("could not cache the leaderboard part of %r under %s", model, settings.cache_dir, exc_info=True)
 
 
 def _judge_status(use_judge: bool, settings: Settings, run: dict[str, Any] | None) -> dict[str, Any]:
