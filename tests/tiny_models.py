@@ -7,6 +7,7 @@
   next to a tiny CLIP tower and a tiny Mistral base LM.
 * :func:`build_qwen2_vl` / :func:`build_llava_onevision` - tiny transformers-native video LLMs
   with a processor and chat template, saved with ``save_pretrained``.
+* :func:`build_smolvlm` - a tiny SmolVLM (video frames go through its image encoder), likewise.
 """
 
 from __future__ import annotations
@@ -233,6 +234,52 @@ def build_llava_onevision(dest: Path, seed: int = 0) -> Path:
         num_image_tokens=(side // 14) ** 2,
         vision_feature_select_strategy="full",
         chat_template=LLAVA_TEMPLATE,
+    )
+    model.save_pretrained(dest)
+    processor.save_pretrained(dest)
+    return dest
+
+
+SMOLVLM_SPECIALS = ["<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<global-img>", "<image>",
+                    "<video>"]
+
+
+def build_smolvlm(dest: Path, seed: int = 0) -> Path:
+    """A tiny SmolVLM (28 px frames, one image token per frame, 2-layer Llama LM) with its processor.
+
+    SmolVLM feeds a video's frames to its image encoder; the processor needs the ``num2words`` package.
+    """
+    import torch
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(SMOLVLM_SPECIALS, bos=False)
+    tokenizer.eos_token = "<end_of_utterance>"
+    width, side = 32, 28
+    config = SmolVLMConfig(
+        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": width,
+                     "intermediate_size": 2 * width, "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "max_position_embeddings": 2048, "bos_token_id": None,
+                     "eos_token_id": tokenizer.convert_tokens_to_ids("<end_of_utterance>"),
+                     "pad_token_id": tokenizer.pad_token_id},
+        vision_config={"hidden_size": width, "intermediate_size": 2 * width, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": side, "patch_size": 14},
+        scale_factor=2,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    model = SmolVLMForConditionalGeneration(config).eval()
+    size = {"longest_edge": side}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(size=size, max_image_size=size, do_image_splitting=False),
+        video_processor=SmolVLMVideoProcessor(size=size, max_image_size=size),
+        tokenizer=tokenizer,
+        image_seq_len=((side // 14) // 2) ** 2,
     )
     model.save_pretrained(dest)
     processor.save_pretrained(dest)

@@ -5,6 +5,11 @@ Works with any model whose processor takes ``videos=`` and whose chat template k
 LLaVA-NeXT-Video, SmolVLM2. We hand the processor our own sampled frames (midpoints of equal
 segments, like AnomShield) so every model sees the same frames of a clip.
 
+Follow-up turns about a clip reuse, from the clip's cache entry: the sampled frames, the
+processor's video-side output (pixel tensors and the placeholder text they expand to; only the
+conversation text is tokenised again) and the vision encoder's output, which is handed to
+``generate`` as ``mm_encoder_outputs`` instead of the pixels.
+
 The default, :data:`DEFAULT_HF_MODEL` = ``HuggingFaceTB/SmolVLM2-500M-Video-Instruct``, is chosen
 because it is the smallest instruction-tuned model trained on video that transformers supports
 natively (about 0.5 B parameters, ~2 GB in fp32): it answers on a laptop CPU at a few tokens per
@@ -14,8 +19,13 @@ better choices on a GPU.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +41,12 @@ from ecva_core.models.base import (
 )
 
 DEFAULT_HF_MODEL = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
+
+# The argument names transformers' generate treats as an encoder's main pixel input.
+_PIXEL_INPUTS = ("pixel_values", "pixel_values_images", "pixel_values_videos", "image_patches")
+# Per-layer tuples no forward reads back from ``mm_encoder_outputs``; LLaVA-style encoders return
+# every layer's hidden states, far larger than the features, so they are not kept in the clip cache.
+_UNUSED_ENCODER_FIELDS = ("hidden_states", "attentions")
 
 
 def _load(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
@@ -49,6 +65,78 @@ def _load(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
         raise ModelLoadError(f"cannot load the {what} of hf:{source}: {exc}. {hint}") from exc
 
 
+class VideoPreprocessMemo:
+    """Stands in for a processor's ``_process_videos`` so a clip's video is preprocessed once.
+
+    ``ProcessorMixin.__call__`` gets the pixel tensors and each video's placeholder text from
+    ``_process_videos`` and then tokenises the text; both depend only on the frames and the video
+    kwargs. Inside :meth:`scope` (per thread) a call whose only video is the clip's cached frame
+    list reuses what the clip's cache entry holds for the same kwargs; any other call goes through.
+    """
+
+    def __init__(self, original: Callable[..., Any]) -> None:
+        self.original = original
+        self._local = threading.local()
+
+    @contextmanager
+    def scope(self, clip: CachedClip) -> Iterator[None]:
+        self._local.clip = clip
+        try:
+            yield
+        finally:
+            self._local.clip = None
+
+    def __call__(self, videos: Any, *args: Any, **kwargs: Any) -> Any:
+        clip: CachedClip | None = getattr(self._local, "clip", None)
+        frames = None if clip is None else clip.encoded.get("hf_video")
+        if args or frames is None or not (isinstance(videos, list) and len(videos) == 1 and videos[0] is frames):
+            return self.original(videos, *args, **kwargs)
+        key = repr(sorted(kwargs.items()))
+        cached = clip.encoded.get("hf_processed_video")
+        if cached is None or cached[0] != key:
+            processed, replacements = self.original(videos, **kwargs)
+            cached = (key, processed, list(replacements))
+            clip.encoded["hf_processed_video"] = cached
+        return copy.copy(cached[1]), list(cached[2])
+
+
+def encoder_calls(model: Any, batch: dict[str, Any]) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The vision-encoder calls ``generate`` makes before prefill, ``{modality: (fn, kwargs)}`` (as in
+    GenerationMixin._prepare_multimodal_encoder_kwargs_for_generation: a modality is encoded when its
+    ``get_<modality>_features`` takes a pixel input that the batch holds)."""
+    calls: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for modality in ("image", "video"):
+        fn = getattr(model.base_model, f"get_{modality}_features", None)
+        if modality not in model.input_modalities or fn is None:
+            continue
+        kwargs = {k: batch[k] for k in inspect.signature(fn).parameters if k != "kwargs" and k in batch}
+        if any(k in kwargs for k in _PIXEL_INPUTS):
+            calls[modality] = (fn, kwargs)
+    return calls
+
+
+def _input_signature(calls: dict[str, tuple[Any, dict[str, Any]]]) -> tuple[Any, ...]:
+    """What must match for stored features to stand for these inputs of the same clip."""
+    parts: list[Any] = []
+    for modality, (_, kwargs) in sorted(calls.items()):
+        for name, value in sorted(kwargs.items()):
+            if hasattr(value, "shape") and hasattr(value, "dtype"):
+                small_ints = not value.is_floating_point() and value.numel() <= 4096
+                parts.append((modality, name, tuple(value.shape), str(value.dtype), str(value.device),
+                              tuple(value.flatten().tolist()) if small_ints else None))
+            else:
+                parts.append((modality, name, repr(value)))
+    return tuple(parts)
+
+
+def _slim(output: Any) -> Any:
+    """The encoder output without its per-layer tuples (ModelOutput forbids deleting keys: rebuild it)."""
+    if not dataclasses.is_dataclass(output):
+        return output
+    drop = {f.name: None for f in dataclasses.fields(output) if f.name in _UNUSED_ENCODER_FIELDS}
+    return dataclasses.replace(output, **drop) if drop else output
+
+
 class HFVideoChat(ChatModel):
     """Chat with a transformers image-text-to-text model that accepts video."""
 
@@ -58,6 +146,13 @@ class HFVideoChat(ChatModel):
         self.processor = processor
         self.options = options
         self.device = str(next(model.parameters()).device)
+        self.video_memo: VideoPreprocessMemo | None = None
+        if callable(getattr(processor, "_process_videos", None)):
+            self.video_memo = VideoPreprocessMemo(processor._process_videos)
+            processor._process_videos = self.video_memo
+        forward = inspect.signature(model.forward).parameters
+        modalities = getattr(model, "input_modalities", ())
+        self.reuses_features = "mm_encoder_outputs" in forward and any(m in modalities for m in ("image", "video"))
 
     @classmethod
     def load(cls, spec: str, source: str, options: ModelOptions) -> HFVideoChat:
@@ -88,7 +183,8 @@ class HFVideoChat(ChatModel):
             out.append({"role": message.role, "content": content})
         return out
 
-    def inputs(self, clip: CachedClip, messages: list[ChatMessage]) -> Any:
+    def inputs(self, clip: CachedClip, messages: list[ChatMessage]) -> dict[str, Any]:
+        """The processor's output for the conversation, on the model's device and dtype."""
         prompt = self.processor.apply_chat_template(self.conversation(messages), add_generation_prompt=True,
                                                     tokenize=False)
         video = clip.encoded.get("hf_video")
@@ -96,23 +192,58 @@ class HFVideoChat(ChatModel):
             video = list(clip.frames.images)
             clip.encoded["hf_video"] = video
         start = time.perf_counter()
-        batch = self.processor(text=[prompt], videos=[video], return_tensors="pt")
+        if self.video_memo is None:
+            batch = self.processor(text=[prompt], videos=[video], return_tensors="pt")
+        else:
+            with self.video_memo.scope(clip):
+                batch = self.processor(text=[prompt], videos=[video], return_tensors="pt")
         self.last_timings["preprocess_s"] = time.perf_counter() - start
         dtype = next(self.model.parameters()).dtype
         return {k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
                 for k, v in batch.items() if hasattr(v, "to")}
 
+    def with_video_features(self, clip: CachedClip, batch: dict[str, Any]) -> dict[str, Any]:
+        """``batch`` with the pixels replaced by the clip's encoder outputs, encoding them on first use."""
+        import torch
+
+        calls = encoder_calls(self.model, batch) if self.reuses_features else {}
+        if not calls:
+            return batch
+        signature = _input_signature(calls)
+        cached = clip.encoded.get("hf_features")
+        if cached is not None and cached[0] == signature:
+            outputs = cached[1]
+            self.last_timings["encode_s"] = 0.0
+        else:
+            start = time.perf_counter()
+            with torch.inference_mode():
+                outputs = {modality: _slim(fn(**kwargs, return_dict=True))
+                           for modality, (fn, kwargs) in calls.items()}
+            clip.encoded["hf_features"] = (signature, outputs)
+            self.last_timings["encode_s"] = time.perf_counter() - start
+        # Only the pixels give way to the features: generate still needs the rest (grid sizes, masks)
+        # before prefill, e.g. for Qwen2-VL's 3-D position ids, and drops it itself.
+        pixels = {k for _, kwargs in calls.values() for k in kwargs if k in _PIXEL_INPUTS}
+        return {**{k: v for k, v in batch.items() if k not in pixels}, "mm_encoder_outputs": dict(outputs)}
+
     def _stream(self, clip: CachedClip, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
         from ecva_core.models.streaming import sampling_kwargs, stream_generate
 
-        kwargs: dict[str, Any] = {**self.inputs(clip, messages), "max_new_tokens": options.max_new_tokens,
-                                  **sampling_kwargs(options.temperature, options.top_p)}
-        if self.options.static_cache:
-            kwargs["cache_implementation"] = "static"
+        batch = self.inputs(clip, messages)
         with gpu_slot(self.device, self.options.max_concurrency):
+            kwargs: dict[str, Any] = {**self.with_video_features(clip, batch),
+                                      "max_new_tokens": options.max_new_tokens,
+                                      **sampling_kwargs(options.temperature, options.top_p)}
+            if self.options.static_cache:
+                kwargs["cache_implementation"] = "static"
             yield from stream_generate(self.model, getattr(self.processor, "tokenizer", self.processor), kwargs)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update(device=self.device, architecture=type(self.model).__name__)
+        reused = ["frames"]
+        if self.video_memo is not None:
+            reused.append("video preprocessing")
+        if self.reuses_features:
+            reused.append("vision features")
+        info.update(device=self.device, architecture=type(self.model).__name__, reused_across_turns=reused)
         return info
