@@ -165,3 +165,13 @@ def test_missing_model_is_a_load_error(tmp_path: Path, monkeypatch: pytest.Monke
         load_model(f"hf:{tmp_path / 'absent'}", device="cpu")
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE"):
         load_model("hf:some-org/not-downloaded-video-llm", device="cpu")
+
+
+def test_a_missing_package_is_a_load_error() -> None:
+    from ecva_core.models.hf import _load
+
+    def loader(source: str) -> None:
+        raise ImportError("Package `num2words` is required to run SmolVLM processor.")
+
+    with pytest.raises(ModelLoadError, match=r"hf:some/model.*num2words.*pip"):
+        _load(loader, "some/model", "processor")

@@ -13,8 +13,8 @@ conversation text is tokenised again) and the vision encoder's output, which is 
 The default, :data:`DEFAULT_HF_MODEL` = ``HuggingFaceTB/SmolVLM2-500M-Video-Instruct``, is chosen
 because it is the smallest instruction-tuned model trained on video that transformers supports
 natively (about 0.5 B parameters, ~2 GB in fp32): it answers on a laptop CPU at a few tokens per
-second with no extra packages, while the 2.2 B SmolVLM2 and the 3 B/7 B Qwen2.5-VL are the
-better choices on a GPU.
+second (its processor needs ``num2words``, pinned in requirements.txt), while the 2.2 B SmolVLM2
+and the 3 B/7 B Qwen2.5-VL are the better choices on a GPU.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def _load(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
                 "download it first (huggingface-cli download ...) and pass the folder, or allow hub access "
                 "(unset HF_HUB_OFFLINE)")
         raise ModelLoadError(f"cannot load the {what} of hf:{source}: {exc}. {hint}") from exc
+    except ImportError as exc:
+        raise ModelLoadError(f"cannot load the {what} of hf:{source}: it needs a package that is not installed "
+                             f"({exc}); install it with pip and retry") from exc
 
 
 class VideoPreprocessMemo:
