@@ -1,15 +1,20 @@
 """Fast decoding for local causal LMs: a pre-allocated (static) KV cache and a compiled one-token step.
 
 ``generate`` re-plans every step in Python; for chat at batch 1 that overhead, not the GPU, sets
-the speed. :class:`StaticDecoder` prefills once eagerly, then runs the one-token step through
-``torch.compile(mode="reduce-overhead")`` (CUDA graphs) against a cache whose tensors never move,
-so each step is one graph replay. On CPU (or with ``compile_step=False``) the same loop runs eagerly.
+the speed. The decoders here prefill once eagerly, then run the one-token step through
+``torch.compile`` with CUDA graphs against a cache whose tensors never move, so each step is one
+graph replay. On CPU (or with ``compile_step=False``) the same loop runs eagerly.
+
+Two decoders share the loop (:class:`DecoderLoop`): :class:`StaticDecoder` drives any transformers
+causal LM through its own ``StaticCache``; :class:`ecva_core.models.fused_decoding.FusedDecoder`
+runs its own forward for Llama-family LMs with fused projections. :func:`fast_decoder` picks.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -22,19 +27,111 @@ def _accepts(fn: Any, name: str) -> bool:
         return False
 
 
-class StaticDecoder:
-    """Greedy or sampled decoding of one prompt batch at a time over a reusable static cache."""
+def compile_decode_step(fn: Callable[..., Any], enabled: bool, tune: bool = True) -> Callable[..., Any]:
+    """``fn`` through ``torch.compile`` with CUDA graphs (and ``tune``: coordinate-descent tuning), or as is.
+
+    With tuning, inductor turns each batch-1 matrix-vector product into a reduction kernel it
+    tunes for the shape; its own source notes that only this reaches peak memory bandwidth.
+    The price is a longer first compile (once per process and batch size). ``dynamic=False`` keeps
+    one specialised graph per batch size, so batch 1 keeps its matrix-vector kernels after a batch 8.
+    """
+    if not enabled:
+        return fn
+    options = {"triton.cudagraphs": True, "coordinate_descent_tuning": tune}
+    return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
+
+
+class DecoderLoop(ABC):
+    """Prefill + one-token steps + sampling + incremental text; subclasses own the model and the cache."""
+
+    max_cache_len: int
+    compile_step: bool
+
+    @abstractmethod
+    def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """Fill the cache with the prompt; return the logits for the first new token ``(b, vocab)``."""
+
+    @abstractmethod
+    def greedy_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Next token ids ``(b,)`` for ``tokens`` ``(b, 1)`` at ``positions`` ``(b, 1)``."""
+
+    @abstractmethod
+    def logits_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Next-token logits ``(b, vocab)`` in float32."""
+
+    @staticmethod
+    def pick(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0) -> torch.Tensor:
+        """Next token per row: argmax at temperature 0, else nucleus sampling."""
+        if temperature <= 0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits / temperature, dim=-1)
+        if top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
+            sorted_probs = sorted_probs * keep
+            probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+        return torch.multinomial(probs, 1).squeeze(-1)
+
+    def _check_fits(self, length: int) -> None:
+        if length >= self.max_cache_len:
+            raise ValueError(f"prompt of {length} tokens does not fit the static cache of {self.max_cache_len}")
+
+    @torch.inference_mode()
+    def tokens(self, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
+               temperature: float = 0.0, top_p: float = 1.0, stop_at_eos: bool = True) -> Iterator[torch.Tensor]:
+        """Yield the next token ids ``(b,)`` one step at a time."""
+        batch, length = inputs_embeds.shape[:2]
+        budget = min(max_new_tokens, self.max_cache_len - length)
+        token = self.pick(self.prefill(inputs_embeds), temperature, top_p)
+        positions = torch.full((batch, 1), length, dtype=torch.long, device=inputs_embeds.device)
+        for produced in range(1, budget + 1):
+            yield token
+            if stop_at_eos and eos_token_id is not None and bool((token == eos_token_id).all()):
+                return
+            if produced == budget:
+                return
+            if self.compile_step:
+                torch.compiler.cudagraph_mark_step_begin()
+            if temperature <= 0:
+                token = self.greedy_step(token.view(batch, 1), positions).clone()
+            else:
+                token = self.pick(self.logits_step(token.view(batch, 1), positions), temperature, top_p).clone()
+            positions += 1
+
+    def stream_text(self, tokenizer: Any, inputs_embeds: torch.Tensor, max_new_tokens: int,
+                    temperature: float = 0.0, top_p: float = 1.0) -> Iterator[str]:
+        """Decode batch row 0 incrementally, holding back incomplete UTF-8 sequences."""
+        ids: list[int] = []
+        sent = ""
+        eos = tokenizer.eos_token_id
+        for token in self.tokens(inputs_embeds, max_new_tokens, eos, temperature, top_p):
+            value = int(token[0])
+            if value == eos:
+                break
+            ids.append(value)
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            if text.endswith("\ufffd"):
+                continue
+            if len(text) > len(sent) and text.startswith(sent):
+                yield text[len(sent):]
+                sent = text
+        final = tokenizer.decode(ids, skip_special_tokens=True)
+        if len(final) > len(sent) and final.startswith(sent):
+            yield final[len(sent):]
+
+
+class StaticDecoder(DecoderLoop):
+    """Any transformers causal LM, stepped through its own ``StaticCache``."""
 
     def __init__(self, language_model: Any, max_cache_len: int = 4096, compile_step: bool | None = None,
-                 compile_mode: str = "reduce-overhead") -> None:
+                 tune: bool = True) -> None:
         self.lm = language_model
         self.max_cache_len = max_cache_len
         device = next(language_model.parameters()).device
         self.compile_step = device.type == "cuda" if compile_step is None else compile_step
-        self.compile_mode = compile_mode
         self._caches: dict[int, Any] = {}
-        self._step = self._compiled(self._eager_step)
-        self._greedy_step = self._compiled(self._eager_greedy_step)
+        self._logits = compile_decode_step(self._eager_logits, self.compile_step, tune)
+        self._greedy = compile_decode_step(self._eager_greedy, self.compile_step, tune)
         self._active: Any = None
         # transformers renamed past_key_values -> cache and dropped cache_position in 5.2x; support both
         inner = getattr(language_model, "model", language_model)
@@ -63,80 +160,33 @@ class StaticDecoder:
             extra["cache_position"] = positions[0]
         return self.lm(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1, **extra)
 
-    def _compiled(self, fn: Any) -> Any:
-        return torch.compile(fn, mode=self.compile_mode, fullgraph=True) if self.compile_step else fn
-
-    def _eager_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _eager_logits(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self._forward(positions, input_ids=tokens).logits[:, -1, :].float()
 
-    def _eager_greedy_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _eager_greedy(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """The greedy step with the argmax inside the graph (one replay per token, nothing else)."""
         return self._forward(positions, input_ids=tokens).logits[:, -1, :].argmax(dim=-1)
 
-    @staticmethod
-    def pick(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0) -> torch.Tensor:
-        """Next token per row: argmax at temperature 0, else nucleus sampling."""
-        if temperature <= 0:
-            return logits.argmax(dim=-1)
-        probs = torch.softmax(logits / temperature, dim=-1)
-        if top_p < 1.0:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
-            sorted_probs = sorted_probs * keep
-            probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-        return torch.multinomial(probs, 1).squeeze(-1)
+    def greedy_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self._greedy(tokens, positions)
+
+    def logits_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self._logits(tokens, positions)
 
     @torch.inference_mode()
     def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
-        """Fill the cache with the prompt; returns the logits for the first new token ``(b, vocab)``."""
         batch, length = inputs_embeds.shape[:2]
-        if length >= self.max_cache_len:
-            raise ValueError(f"prompt of {length} tokens does not fit the static cache of {self.max_cache_len}")
+        self._check_fits(length)
         self._active = self._cache(batch)
         positions = torch.arange(length, device=inputs_embeds.device).unsqueeze(0).expand(batch, -1)
-        out = self._forward(positions, inputs_embeds=inputs_embeds)
-        self._length = length
-        return out.logits[:, -1, :].float()
+        return self._forward(positions, inputs_embeds=inputs_embeds).logits[:, -1, :].float()
 
-    @torch.inference_mode()
-    def tokens(self, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
-               temperature: float = 0.0, top_p: float = 1.0, stop_at_eos: bool = True) -> Iterator[torch.Tensor]:
-        """Yield the next token ids ``(b,)`` one step at a time."""
-        batch = inputs_embeds.shape[0]
-        budget = min(max_new_tokens, self.max_cache_len - inputs_embeds.shape[1])
-        token = self.pick(self.prefill(inputs_embeds), temperature, top_p)
-        positions = torch.full((batch, 1), self._length, dtype=torch.long, device=inputs_embeds.device)
-        for produced in range(1, budget + 1):
-            yield token
-            if stop_at_eos and eos_token_id is not None and bool((token == eos_token_id).all()):
-                return
-            if produced == budget:
-                return
-            if self.compile_step:
-                torch.compiler.cudagraph_mark_step_begin()
-            if temperature <= 0:
-                token = self._greedy_step(token.view(batch, 1), positions).clone()
-            else:
-                token = self.pick(self._step(token.view(batch, 1), positions), temperature, top_p).clone()
-            positions += 1
 
-    def stream_text(self, tokenizer: Any, inputs_embeds: torch.Tensor, max_new_tokens: int,
-                    temperature: float = 0.0, top_p: float = 1.0) -> Iterator[str]:
-        """Decode batch row 0 incrementally, holding back incomplete UTF-8 sequences."""
-        ids: list[int] = []
-        sent = ""
-        eos = tokenizer.eos_token_id
-        for token in self.tokens(inputs_embeds, max_new_tokens, eos, temperature, top_p):
-            value = int(token[0])
-            if value == eos:
-                break
-            ids.append(value)
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            if text.endswith("\ufffd"):
-                continue
-            if len(text) > len(sent) and text.startswith(sent):
-                yield text[len(sent):]
-                sent = text
-        final = tokenizer.decode(ids, skip_special_tokens=True)
-        if len(final) > len(sent) and final.startswith(sent):
-            yield final[len(sent):]
+def fast_decoder(language_model: Any, max_cache_len: int = 4096, compile_step: bool | None = None,
+                 tune: bool = True, fused: bool = True) -> DecoderLoop:
+    """The fastest decoder this LM supports: fused (Llama family) when possible, else static-cache."""
+    from ecva_core.models.fused_decoding import FusedDecoder, fused_support
+
+    if fused and fused_support(language_model) is None:
+        return FusedDecoder(language_model, max_cache_len=max_cache_len, compile_step=compile_step, tune=tune)
+    return StaticDecoder(language_model, max_cache_len=max_cache_len, compile_step=compile_step, tune=tune)
