@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,10 @@ def _score_markdown(score: session.AnswerScore) -> str:
 class ChatApp:
     """The app's state shared by all browser sessions: the dataset and the model slot."""
 
-    def __init__(self, dataset: Dataset, model_spec: str | None) -> None:
+    def __init__(self, dataset: Dataset, model_spec: str | None,
+                 model_options: Mapping[str, Any] | None = None) -> None:
         self.dataset = dataset
-        self.models = session.ModelSlot(model_spec)
+        self.models = session.ModelSlot(model_spec, model_options)
 
     def model_status(self) -> str:
         if self.models.loaded:
@@ -165,9 +166,10 @@ def _text(content: Any) -> str:
     return str(content or "")
 
 
-def build_app(dataset: Dataset, model_spec: str | None = None) -> gr.Blocks:
-    """Lay out the chat app on ``dataset`` with ``model_spec`` preselected."""
-    app = ChatApp(dataset, model_spec)
+def build_app(dataset: Dataset, model_spec: str | None = None,
+              model_options: Mapping[str, Any] | None = None) -> gr.Blocks:
+    """Lay out the chat app on ``dataset`` with ``model_spec`` preselected (loaded with ``model_options``)."""
+    app = ChatApp(dataset, model_spec, model_options)
     initial = session.find_clips(dataset)
     with gr.Blocks(title="ECVA chat") as demo:
         clip_state = gr.State({})
@@ -253,12 +255,13 @@ def build_app(dataset: Dataset, model_spec: str | None = None) -> gr.Blocks:
 
 
 def launch(
-    model_spec: str | None = None, port: int | None = None, data: Path | None = None, host: str = "127.0.0.1"
+    model_spec: str | None = None, port: int | None = None, data: Path | None = None, host: str = "127.0.0.1",
+    model_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Load the dataset (the demo by default) and serve the app until interrupted."""
     from ecva_core.config import get_settings
 
     model_spec = model_spec or get_settings().chat_model
     dataset = load_dataset(data)
-    app = build_app(dataset, model_spec)
+    app = build_app(dataset, model_spec, model_options)
     app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=False, inbrowser=False)

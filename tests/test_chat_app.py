@@ -79,6 +79,23 @@ def test_model_slot_without_spec_explains_what_to_configure():
     assert "openai:MODEL@" in (slot.error or "")
 
 
+def test_serve_chat_fast_decode_reaches_the_model_loader(monkeypatch):
+    from click.testing import CliRunner
+
+    import apps.chat_app as chat_app
+    from ecva_core.cli.main import cli
+
+    launched: list[dict] = []
+    monkeypatch.setattr(chat_app, "launch", lambda *args, **kwargs: launched.append(kwargs))
+    loaded: list[dict] = []
+    monkeypatch.setattr("ecva_core.models.load_model", lambda spec, **options: loaded.append(options) or spec)
+    result = CliRunner().invoke(cli, ["serve", "chat", "--model", "hf:tiny", "--fast-decode", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    options = launched[0]["model_options"]
+    assert options == {"static_cache": True}
+    assert session.ModelSlot("hf:tiny", options).get() == "hf:tiny" and loaded == [{"static_cache": True}]
+
+
 def test_pick_ask_why_stream_and_score_through_gradio_client(running_app, vlm_stub):
     from gradio_client import Client
 

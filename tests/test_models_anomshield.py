@@ -210,10 +210,42 @@ def test_static_decoder_matches_generate_token_for_token(lora_chat, clip_path: P
     assert again == ours
 
 
-def test_static_cache_option_streams_text(lora_ckpt, clip_path: Path) -> None:
-    chat = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, max_cache_len=256)
-    assert isinstance(chat.answer(clip_path, "What is the result?", max_new_tokens=4), str)
-    assert chat.decoder().max_cache_len == 256
+def test_static_cache_option_uses_the_fused_decoder_with_the_same_answer(lora_ckpt, clip_path: Path) -> None:
+    from ecva_core.models.decoding import StaticDecoder
+    from ecva_core.models.fused_decoding import FusedDecoder
+
+    question = "What is the result?"
+    plain = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu").answer(clip_path, question,
+                                                                                   max_new_tokens=6)
+    fused = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, max_cache_len=256)
+    assert fused.answer(clip_path, question, max_new_tokens=6) == plain
+    assert isinstance(fused.decoder(), FusedDecoder) and fused.decoder().max_cache_len == 256
+    static = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, fused_decoder="false")
+    assert isinstance(static.decoder(), StaticDecoder)
+    assert static.answer(clip_path, question, max_new_tokens=6) == plain
+
+
+def test_cli_fast_decode_flag_loads_the_fast_decoder(lora_ckpt, clip_path: Path, monkeypatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from ecva_core.cli.main import cli
+    from ecva_core.models import decoding
+
+    built: list[object] = []
+    real = decoding.fast_decoder
+    monkeypatch.setattr(decoding, "fast_decoder", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    args = ["chat", "--model", f"anomshield:{lora_ckpt.checkpoint}", "--video", str(clip_path), "--question",
+            "Why did it happen?", "--device", "cpu", "--max-new-tokens", "3", "--json"]
+    slow = CliRunner().invoke(cli, args)
+    assert slow.exit_code == 0, slow.output
+    assert built == []
+    fast = CliRunner().invoke(cli, [*args, "--fast-decode"])
+    assert fast.exit_code == 0, fast.output
+    assert len(built) == 1
+    assert json.loads(fast.stdout.strip().splitlines()[-1])["answer"] == \
+        json.loads(slow.stdout.strip().splitlines()[-1])["answer"]
 
 
 def test_load_errors_say_what_to_configure(tmp_path: Path) -> None:

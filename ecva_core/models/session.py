@@ -7,6 +7,7 @@ Kept out of ``apps/`` so the Gradio app stays a thin layer and this logic is tes
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,8 +194,9 @@ def score_answer(
 class ModelSlot:
     """Holds the one chat model the app uses; loading is serialised and its error kept for display."""
 
-    def __init__(self, spec: str | None = None) -> None:
+    def __init__(self, spec: str | None = None, options: Mapping[str, Any] | None = None) -> None:
         self.spec = spec
+        self.options = dict(options or {})
         self.error: str | None = None if spec else NO_MODEL_HELP
         self._model: ChatModel | None = None
         self._lock = threading.Lock()
@@ -214,7 +216,7 @@ class ModelSlot:
             if self._model is not None and spec == self.spec:
                 return self._model
             try:
-                model = load_model(spec)
+                model = load_model(spec, **self.options)
             except ModelLoadError as exc:
                 self.spec, self._model, self.error = spec, None, str(exc)
                 raise

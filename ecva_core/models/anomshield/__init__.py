@@ -6,12 +6,15 @@ Our own implementation of the architecture in Dulpy/ECVA: CLIP ViT-L/14 -> mamba
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ecva_core.models.base import CachedClip, ChatMessage, ChatModel, GenerationOptions, ModelOptions, gpu_slot
+
+log = logging.getLogger(__name__)
 
 
 class AnomShieldChat(ChatModel):
@@ -28,7 +31,10 @@ class AnomShieldChat(ChatModel):
     def load(cls, spec: str, path: str | Path, options: ModelOptions, model_base: str | None = None) -> AnomShieldChat:
         from ecva_core.models.anomshield.loader import load_anomshield
 
-        return cls(spec, load_anomshield(path, options, model_base=model_base), options)
+        chat = cls(spec, load_anomshield(path, options, model_base=model_base), options)
+        if options.static_cache:
+            chat.warm_decoder()
+        return chat
 
     def video_tokens(self, clip: CachedClip) -> Any:
         tokens = clip.encoded.get("anomshield")
@@ -55,13 +61,34 @@ class AnomShieldChat(ChatModel):
                                                       options.top_p)
 
     def decoder(self) -> Any:
-        """The static-cache decoder (compiled on GPUs), built on first use and kept for the session."""
+        """The static-cache decoder (compiled on GPUs), built on first use and kept for the session.
+
+        The fused decoder for Llama-family LMs (Mistral in AnomShield), else transformers' static
+        cache; ``fused_decoder=False`` forces the latter.
+        """
         if self._decoder is None:
-            from ecva_core.models.decoding import StaticDecoder
+            from ecva_core.models.decoding import fast_decoder
 
             length = int(self.options.extra.get("max_cache_len", 4096))
-            self._decoder = StaticDecoder(self.model.language_model, max_cache_len=length)
+            fused = str(self.options.extra.get("fused_decoder", True)).lower() not in ("0", "false", "no")
+            self._decoder = fast_decoder(self.model.language_model, max_cache_len=length, fused=fused)
         return self._decoder
+
+    def warm_decoder(self) -> None:
+        """Compile and record the decode step now, so the first answer does not wait for it."""
+        import torch
+
+        decoder = self.decoder()
+        if not decoder.compile_step:
+            return
+        log.info("compiling the decode step once for this process (about a minute on a GPU)")
+        embed = self.model.language_model.get_input_embeddings()
+        ids = torch.full((1, 8), self.model.tokenizer.bos_token_id or 1, dtype=torch.long, device=self.model.device)
+        with torch.inference_mode():
+            embeds = embed(ids)
+        for _ in range(2):  # the first run compiles, the second records the CUDA graph
+            for _token in decoder.tokens(embeds, 4, stop_at_eos=False):
+                pass
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
