@@ -97,11 +97,11 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--baseline-tokens", type=int, default=48, help="tokens for the slow generate baselines")
-    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--variants", default="fused:1,static:1,fused:8,static_untuned:1",
+                        help="decoder:batch runs in order (fused / static, _untuned = no kernel tuning)")
     parser.add_argument("--budget-s", type=float, default=540.0)
     parser.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
-    parser.add_argument("--skip-static-generate", action="store_true")
-    parser.add_argument("--no-tuning", action="store_true", help="skip the coordinate-descent-tuned fast path")
+    parser.add_argument("--static-generate", action="store_true", help="also time static-cache generate")
     args = parser.parse_args()
 
     import transformers
@@ -116,7 +116,8 @@ def main() -> int:
     signal.alarm(max(1, int(args.budget_s)))
     results: dict[str, Any] = {"gpu": gpu, "torch": torch.__version__, "transformers": transformers.__version__,
                                "tiny": args.tiny, "frames": args.frames, "errors": []}
-    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    variants = [(name, int(batch)) for name, _, batch in (v.partition(":") for v in args.variants.split(",") if v)]
+    batches = sorted({batch for _, batch in variants})
 
     def left() -> float:
         return args.budget_s - (time.perf_counter() - started)
@@ -193,9 +194,9 @@ def main() -> int:
             return batch * n / t_n
         return batch * (n - 1) / decode_s
 
-    def do_baselines(static: bool) -> Callable[[], None]:
+    def do_baselines(static: bool, only: list[int] | None = None) -> Callable[[], None]:
         def run() -> None:
-            for batch in batches:
+            for batch in only or batches:
                 name = f"{'static' if static else 'dynamic'}_generate_b{batch}_tok_s"
                 if left() < 20:
                     results["errors"].append(f"{name}: skipped (budget)")
@@ -206,22 +207,71 @@ def main() -> int:
                       f"({rate / batch:.1f} per sequence)", flush=True)
         return run
 
-    def do_fast_tuned() -> None:
-        """The fast path again with inductor's coordinate-descent tuning of its kernels (slower compile)."""
-        import torch._inductor.config as inductor_config
-
-        inductor_config.coordinate_descent_tuning = True
-        do_fast(prefix="fast_tuned")
-
-    def do_fast(prefix: str = "fast") -> None:
+    def make_decoder(variant: str) -> Any:
         from ecva_core.models.decoding import StaticDecoder
+        from ecva_core.models.fused_decoding import FusedDecoder
 
-        lm = parts["lm"]
         length = TEXT_BEFORE + TEXT_AFTER + state["video_tokens"].shape[0] + args.new_tokens + 16
-        decoder = StaticDecoder(lm, max_cache_len=length, compile_step=not args.no_compile and device != "cpu")
-        state["decoder"] = decoder
-        for batch in batches:
-            fast_for_batch(decoder, batch, prefix)
+        kind, _, tuning = variant.partition("_")
+        factory = FusedDecoder if kind == "fused" else StaticDecoder
+        return factory(parts["lm"], max_cache_len=length, compile_step=not args.no_compile and device != "cpu",
+                       tune=tuning != "untuned")
+
+    def do_fast(variant: str, batch: int) -> Callable[[], None]:
+        def run() -> None:
+            decoders = state.setdefault("decoders", {})
+            if variant not in decoders:
+                decoders[variant] = make_decoder(variant)
+            fast_for_batch(decoders[variant], batch, variant)
+        return run
+
+    def do_agreement() -> None:
+        """Accuracy against a float32 copy of the LM: transformers in the bench dtype vs the fused decoder.
+
+        Both are scored against the same float32 reference (prefill logits, greedy tokens), so the
+        fused decoder's rounding is judged next to transformers' own rather than against it.
+        """
+        import copy
+
+        from ecva_core.models.fused_decoding import FusedDecoder
+
+        embeds = prompt_embeds(1)
+        lm = parts["lm"]
+        mask = torch.ones(embeds.shape[:2], device=device, dtype=torch.long)
+
+        def greedy(model: Any, inputs: torch.Tensor) -> list[int]:
+            return model.generate(inputs_embeds=inputs, attention_mask=mask, max_new_tokens=32, min_new_tokens=32,
+                                  do_sample=False)[0].tolist()
+
+        def agree(tokens: list[int], reference: list[int]) -> int:
+            return next((i for i, (x, y) in enumerate(zip(tokens, reference, strict=False)) if x != y), len(tokens))
+
+        with torch.inference_mode():
+            exact = copy.deepcopy(lm).float()
+            ref_logits = exact(inputs_embeds=embeds.float(), logits_to_keep=1).logits[:, -1, :].float()
+            ref_tokens = greedy(exact, embeds.float())
+            del exact
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            hf_logits = lm(inputs_embeds=embeds, logits_to_keep=1).logits[:, -1, :].float()
+            hf_tokens = greedy(lm, embeds)
+            fused = state.get("decoders", {}).get("fused") or FusedDecoder(lm, max_cache_len=embeds.shape[1] + 40,
+                                                                              compile_step=False)
+            fused_logits = fused.prefill(embeds)
+        fused_tokens = [int(t[0]) for t in fused.tokens(embeds, 32, stop_at_eos=False)]
+        norm = ref_logits.norm()
+        figures = {"hf_logits_rel_err_vs_fp32": float((hf_logits - ref_logits).norm() / norm),
+                   "fused_logits_rel_err_vs_fp32": float((fused_logits - ref_logits).norm() / norm),
+                   "fused_logits_rel_err_vs_hf": float((fused_logits - hf_logits).norm() / hf_logits.norm()),
+                   "hf_greedy_tokens_equal_to_fp32": agree(hf_tokens, ref_tokens),
+                   "fused_greedy_tokens_equal_to_fp32": agree(fused_tokens, ref_tokens),
+                   "fused_greedy_tokens_equal_to_hf": agree(fused_tokens, hf_tokens)}
+        results.update({k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in figures.items()})
+        print(f"accuracy vs a float32 copy: prefill logits relative error transformers {dtype} "
+              f"{figures['hf_logits_rel_err_vs_fp32']:.2e}, fused {figures['fused_logits_rel_err_vs_fp32']:.2e} "
+              f"(fused vs transformers {figures['fused_logits_rel_err_vs_hf']:.2e}); leading greedy tokens equal "
+              f"to float32: transformers {figures['hf_greedy_tokens_equal_to_fp32']}/32, fused "
+              f"{figures['fused_greedy_tokens_equal_to_fp32']}/32", flush=True)
 
     def fast_for_batch(decoder: Any, batch: int, prefix: str) -> None:
         embeds = prompt_embeds(batch)
@@ -258,20 +308,21 @@ def main() -> int:
     phase("build", do_build, needs_s=30 if not args.tiny else 1)
     if parts:
         phase("vision+projector", do_vision)
-        if "video_tokens" in state:
-            phase("fast path (static cache + compiled step)", do_fast, needs_s=60 if not args.tiny else 1)
-            phase("baseline generate, dynamic cache", do_baselines(static=False), needs_s=20 if not args.tiny else 1)
-            if not args.skip_static_generate:
-                phase("baseline generate, static cache", do_baselines(static=True), needs_s=60 if not args.tiny
-                      else 1)
-            if device.startswith("cuda") and not args.no_compile and not args.no_tuning:
-                phase("fast path + coordinate-descent tuning", do_fast_tuned, needs_s=150)
+    if "video_tokens" in state:
+        quick = 1 if args.tiny else None
+        for variant, batch in variants:
+            phase(f"{variant} decoder, batch {batch}", do_fast(variant, batch), needs_s=quick or 90)
+            if "dynamic_generate_b1_tok_s" not in results:
+                phase("baseline generate, dynamic cache", do_baselines(static=False, only=[1]), needs_s=quick or 20)
+        phase("accuracy against float32", do_agreement, needs_s=quick or 20)
+        if args.static_generate:
+            phase("baseline generate, static cache", do_baselines(static=True), needs_s=quick or 60)
     signal.alarm(0)
     if device.startswith("cuda"):
         results["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     results["total_s"] = round(time.perf_counter() - started, 1)
     for batch in batches:
-        candidates = [results.get(f"{p}_b{batch}_tok_s") for p in ("fast", "fast_tuned")]
+        candidates = [results.get(f"{name}_b{batch}_tok_s") for name, _ in variants]
         if any(candidates):
             results[f"best_b{batch}_tok_s"] = max(c for c in candidates if c)
     base = results.get("dynamic_generate_b1_tok_s")
