@@ -244,8 +244,36 @@ def test_cli_fast_decode_flag_loads_the_fast_decoder(lora_ckpt, clip_path: Path,
     fast = CliRunner().invoke(cli, [*args, "--fast-decode"])
     assert fast.exit_code == 0, fast.output
     assert len(built) == 1
-    assert json.loads(fast.stdout.strip().splitlines()[-1])["answer"] == \
-        json.loads(slow.stdout.strip().splitlines()[-1])["answer"]
+    fast_json, slow_json = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (fast, slow))
+    assert fast_json["answer"] == slow_json["answer"]
+    assert fast_json["backend"]["decoder"] == "FusedDecoder" and slow_json["backend"]["decoder"] == "generate"
+
+
+def test_fast_decoding_falls_back_to_generate_when_it_cannot_run(lora_ckpt, clip_path: Path, monkeypatch) -> None:
+    from ecva_core.models import decoding
+
+    question = "What is the result?"
+    plain = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu").answer(clip_path, question,
+                                                                                   max_new_tokens=5)
+
+    class BrokenCompiler:
+        """A decoder whose compilation fails the way a missing C compiler or driver makes it fail."""
+
+        compile_step = True
+        max_cache_len = 4096
+
+        def tokens(self, *args, **kwargs):
+            raise RuntimeError("inductor: no working C compiler")
+
+    monkeypatch.setattr(decoding, "fast_decoder", lambda *a, **k: BrokenCompiler())
+    chat = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True)
+    assert "no working C compiler" in chat.decoder_error
+    assert chat.describe()["decoder"] == "generate"
+    assert chat.answer(clip_path, question, max_new_tokens=5) == plain
+
+    monkeypatch.undo()
+    short = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, max_cache_len=16)
+    assert short.answer(clip_path, question, max_new_tokens=5) == plain  # prompt > cache: generate answers
 
 
 def test_load_errors_say_what_to_configure(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ def chat(spec: str | None, video: str, question: str, num_frames: int | None, ma
     emit_json({
         "answer": answer,
         "model": spec,
+        "backend": model.describe(),
         "video": str(path),
         "frames": {
             "count": 0 if frames is None else len(frames.timestamps),

@@ -26,6 +26,7 @@ class AnomShieldChat(ChatModel):
         self.options = options
         self.device = str(model.device)
         self._decoder: Any = None
+        self.decoder_error: str | None = None
 
     @classmethod
     def load(cls, spec: str, path: str | Path, options: ModelOptions, model_base: str | None = None) -> AnomShieldChat:
@@ -53,9 +54,10 @@ class AnomShieldChat(ChatModel):
         slot = gpu_slot(self.device, self.options.max_concurrency)
         with slot:
             embeds = self.model.inputs_embeds(build_prompt(messages), self.video_tokens(clip))
-            if self.options.static_cache:
-                yield from self.decoder().stream_text(self.model.tokenizer, embeds, options.max_new_tokens,
-                                                      options.temperature, options.top_p)
+            decoder = self.fast_decoder_for(embeds.shape[1])
+            if decoder is not None:
+                yield from decoder.stream_text(self.model.tokenizer, embeds, options.max_new_tokens,
+                                               options.temperature, options.top_p)
             else:
                 yield from self.model.stream_generate(embeds, options.max_new_tokens, options.temperature,
                                                       options.top_p)
@@ -74,6 +76,13 @@ class AnomShieldChat(ChatModel):
             self._decoder = fast_decoder(self.model.language_model, max_cache_len=length, fused=fused)
         return self._decoder
 
+    def fast_decoder_for(self, prompt_length: int) -> Any:
+        """The fast decoder when it is on, works here and fits the prompt; ``None`` means use ``generate``."""
+        if not self.options.static_cache or self.decoder_error is not None:
+            return None
+        decoder = self.decoder()
+        return decoder if prompt_length + 1 < decoder.max_cache_len else None
+
     def warm_decoder(self) -> None:
         """Compile and record the decode step now, so the first answer does not wait for it."""
         import torch
@@ -86,12 +95,20 @@ class AnomShieldChat(ChatModel):
         ids = torch.full((1, 8), self.model.tokenizer.bos_token_id or 1, dtype=torch.long, device=self.model.device)
         with torch.inference_mode():
             embeds = embed(ids)
-        for _ in range(2):  # the first run compiles, the second records the CUDA graph
-            for _token in decoder.tokens(embeds, 4, stop_at_eos=False):
-                pass
+        try:
+            for _ in range(2):  # the first run compiles, the second records the CUDA graph
+                for _token in decoder.tokens(embeds, 4, stop_at_eos=False):
+                    pass
+        except Exception as exc:  # a compiler or driver failure of any kind: chat still works without it
+            self.decoder_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            log.warning("fast decoding is unavailable (%s); answers use transformers generate",
+                        self.decoder_error)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update(device=self.device, dtype=str(self.model.dtype).replace("torch.", ""),
+        decoder = "generate"
+        if self.options.static_cache and self.decoder_error is None:
+            decoder = type(self.decoder()).__name__
+        info.update(device=self.device, dtype=str(self.model.dtype).replace("torch.", ""), decoder=decoder,
                     video_tokens_per_frame=(self.model.vision_tower.num_patches_per_side // 4) ** 2)
         return info
