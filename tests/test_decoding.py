@@ -84,14 +84,27 @@ def test_fused_decoder_matches_transformers(family: str) -> None:
         fused.qkv.data_ptr()
 
 
+def test_attention_span_follows_the_request_and_keeps_the_answer() -> None:
+    model = _random(_llama())
+    decoder = FusedDecoder(model, max_cache_len=128, compile_step=False, min_span=16)
+    embeds = torch.randn(1, 40, SHAPES["hidden_size"], generator=torch.Generator().manual_seed(5))
+    for prompt, new, span in ((10, 5, 16), (24, 14, 64), (40, 60, 128), (10, 5, 16)):
+        tokens = torch.stack(list(decoder.tokens(embeds[:, :prompt], new, stop_at_eos=False)), dim=1)
+        assert decoder.span == span
+        assert torch.equal(tokens, _generate(model, embeds[:, :prompt], new))
+    decoder.prefill(embeds[:, :20])  # a direct prefill longer than the span widens it
+    assert decoder.span == 32
+
+
 def test_compiled_step_gives_the_eager_tokens() -> None:
     model = _random(_mistral())
     embeds = torch.randn(1, 12, SHAPES["hidden_size"], generator=torch.Generator().manual_seed(2))
-    eager = [int(t[0]) for t in FusedDecoder(model, max_cache_len=32, compile_step=False).tokens(
-        embeds, 6, stop_at_eos=False)]
-    compiled = FusedDecoder(model, max_cache_len=32, compile_step=True)
-    assert [int(t[0]) for t in compiled.tokens(embeds, 6, stop_at_eos=False)] == eager
-    assert [int(t[0]) for t in compiled.tokens(embeds, 6, stop_at_eos=False)] == eager
+    eager = FusedDecoder(model, max_cache_len=64, compile_step=False, min_span=16)
+    compiled = FusedDecoder(model, max_cache_len=64, compile_step=True, min_span=16)
+    for new in (3, 6, 30):  # spans 16, 32, 64: one graph each
+        expected = [int(t[0]) for t in eager.tokens(embeds, new, stop_at_eos=False)]
+        assert [int(t[0]) for t in compiled.tokens(embeds, new, stop_at_eos=False)] == expected
+        assert [int(t[0]) for t in compiled.tokens(embeds, new, stop_at_eos=False)] == expected
 
 
 def test_sampling_is_seeded_and_top_p_near_zero_is_greedy() -> None:

@@ -340,3 +340,25 @@ def test_incomplete_projector_weights_are_a_load_error(lora_ckpt, tmp_path: Path
     torch.save(partial, folder / "mm_projector.bin")
     with pytest.raises(ModelLoadError, match="lacks mamba_scan projector weights"):
         load_model(f"anomshield:{folder}", device="cpu")
+
+
+def test_warm_up_compiles_the_step_the_first_answer_uses(lora_ckpt, clip_path: Path, monkeypatch) -> None:
+    from ecva_core.models import decoding
+    from ecva_core.models.fused_decoding import FusedDecoder
+
+    question = "What is the result?"
+    plain = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu").answer(clip_path, question,
+                                                                                   max_new_tokens=5)
+    made: list[FusedDecoder] = []
+
+    def compiled_on_cpu(language_model, max_cache_len, fused):
+        made.append(FusedDecoder(language_model, max_cache_len=max_cache_len, compile_step=True, min_span=64))
+        return made[-1]
+
+    monkeypatch.setattr(decoding, "fast_decoder", compiled_on_cpu)
+    chat = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, max_cache_len=2048)
+    warmed_span = made[0].span
+    assert chat.decoder_error is None and warmed_span >= 512  # video tokens + prompt + a 512-token answer
+    chat.answer(clip_path, question, max_new_tokens=512)
+    assert made[0].span == warmed_span  # a default-length answer runs in the span the warm-up compiled
+    assert chat.answer(clip_path, question, max_new_tokens=5) == plain

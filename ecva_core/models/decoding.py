@@ -41,6 +41,24 @@ def compile_decode_step(fn: Callable[..., Any], enabled: bool, tune: bool = True
     return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
 
 
+class _HostCopy:
+    """A device tensor's copy into pinned host memory, waited for on its own (not the whole stream)."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        if tensor.device.type != "cuda":
+            self.value, self.done = tensor, None
+            return
+        self.value = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        self.value.copy_(tensor, non_blocking=True)
+        self.done = torch.cuda.Event()
+        self.done.record()
+
+    def wait(self) -> torch.Tensor:
+        if self.done is not None:
+            self.done.synchronize()
+        return self.value
+
+
 class DecoderLoop(ABC):
     """Prefill + one-token steps + sampling + incremental text; subclasses own the model and the cache."""
 
@@ -72,31 +90,43 @@ class DecoderLoop(ABC):
             probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
         return torch.multinomial(probs, 1).squeeze(-1)
 
+    @abstractmethod
+    def plan(self, total_length: int) -> None:
+        """Called before a prefill with the positions the request may reach (prompt + answer)."""
+
     def _check_fits(self, length: int) -> None:
         if length >= self.max_cache_len:
             raise ValueError(f"prompt of {length} tokens does not fit the static cache of {self.max_cache_len}")
 
     @torch.inference_mode()
     def tokens(self, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
-               temperature: float = 0.0, top_p: float = 1.0, stop_at_eos: bool = True) -> Iterator[torch.Tensor]:
-        """Yield the next token ids ``(b,)`` one step at a time."""
+               temperature: float = 0.0, top_p: float = 1.0, stop_at_eos: bool = True,
+               reserve: int | None = None) -> Iterator[torch.Tensor]:
+        """Yield the next token ids ``(b,)`` one step at a time, as CPU tensors.
+
+        Each token is copied to the host before the next step is queued, and the next step is queued
+        before we wait for that copy: the GPU computes token n+1 while the caller handles token n.
+        ``reserve``: the positions to plan for, if not prompt + ``max_new_tokens`` (warm-ups).
+        """
         batch, length = inputs_embeds.shape[:2]
         budget = min(max_new_tokens, self.max_cache_len - length)
+        self.plan(max(reserve or 0, length + budget))
         token = self.pick(self.prefill(inputs_embeds), temperature, top_p)
         positions = torch.full((batch, 1), length, dtype=torch.long, device=inputs_embeds.device)
         for produced in range(1, budget + 1):
-            yield token
-            if stop_at_eos and eos_token_id is not None and bool((token == eos_token_id).all()):
+            on_host = _HostCopy(token)
+            if produced < budget:
+                if self.compile_step:
+                    torch.compiler.cudagraph_mark_step_begin()
+                if temperature <= 0:
+                    token = self.greedy_step(token.view(batch, 1), positions).clone()
+                else:
+                    token = self.pick(self.logits_step(token.view(batch, 1), positions), temperature, top_p).clone()
+                positions += 1
+            value = on_host.wait()
+            yield value
+            if stop_at_eos and eos_token_id is not None and bool((value == eos_token_id).all()):
                 return
-            if produced == budget:
-                return
-            if self.compile_step:
-                torch.compiler.cudagraph_mark_step_begin()
-            if temperature <= 0:
-                token = self.greedy_step(token.view(batch, 1), positions).clone()
-            else:
-                token = self.pick(self.logits_step(token.view(batch, 1), positions), temperature, top_p).clone()
-            positions += 1
 
     def stream_text(self, tokenizer: Any, inputs_embeds: torch.Tensor, max_new_tokens: int,
                     temperature: float = 0.0, top_p: float = 1.0) -> Iterator[str]:
@@ -172,6 +202,9 @@ class StaticDecoder(DecoderLoop):
 
     def logits_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self._logits(tokens, positions)
+
+    def plan(self, total_length: int) -> None:
+        """transformers' StaticCache always attends over its whole length: nothing to choose."""
 
     @torch.inference_mode()
     def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:

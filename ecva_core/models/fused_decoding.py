@@ -153,7 +153,7 @@ class FusedLlama(nn.Module):
             k_cache, v_cache = caches[index]
             if layer.window not in masks:
                 mask = causal if layer.window is None else causal & (positions.unsqueeze(1) - kv_index < layer.window)
-                masks[layer.window] = mask.repeat(groups, 1)  # rows: (group, query) as folded below
+                masks[layer.window] = mask
             x = _rms_norm(hidden, layer.input_norm, layer.eps)
             q, k, v = F.linear(x, layer.qkv, layer.qkv_bias).split(
                 [heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
@@ -163,8 +163,8 @@ class FusedLlama(nn.Module):
             v_cache.index_copy_(2, positions, v.view(batch, length, kv_heads, head_dim).transpose(1, 2))
             # grouped-query attention without copying the cache: each KV head's query heads become rows
             folded = q.reshape(batch, kv_heads, groups * length, head_dim)
-            out = F.scaled_dot_product_attention(folded, k_cache, v_cache, attn_mask=masks[layer.window],
-                                                 scale=layer.scaling)
+            out = F.scaled_dot_product_attention(folded, k_cache, v_cache, attn_mask=masks[layer.window].repeat(
+                groups, 1), scale=layer.scaling)
             out = out.reshape(batch, heads, length, head_dim).transpose(1, 2).reshape(batch, length, heads * head_dim)
             hidden = hidden + layer.o_proj(out)
             x = _rms_norm(hidden, layer.post_norm, layer.post_eps)
@@ -175,10 +175,16 @@ class FusedLlama(nn.Module):
 
 
 class FusedDecoder(DecoderLoop):
-    """Static KV cache + :class:`FusedLlama` forward; the step is compiled with CUDA graphs on GPUs."""
+    """Static KV cache + :class:`FusedLlama` forward; the step is compiled with CUDA graphs on GPUs.
+
+    Attention reads only the first ``span`` cache positions, the smallest power of two (at least
+    ``min_span``) that holds the prompt and the answer: at batch 1 the attention kernel runs one
+    thread block per KV head, so its time follows the length it reads, and a chat rarely needs the
+    whole cache. Each span is one compiled graph, made on first use.
+    """
 
     def __init__(self, language_model: Any, max_cache_len: int = 4096, compile_step: bool | None = None,
-                 tune: bool = True) -> None:
+                 tune: bool = True, min_span: int = 512) -> None:
         reason = fused_support(language_model)
         if reason is not None:
             raise ValueError(f"the fused decoder cannot run this model: {reason}")
@@ -187,6 +193,8 @@ class FusedDecoder(DecoderLoop):
         self.max_cache_len = max_cache_len
         self.compile_step = self.device.type == "cuda" if compile_step is None else compile_step
         self.model = FusedLlama(language_model).eval()
+        self.min_span = min_span
+        self.span = max_cache_len
         self.rope = self.model.rope_tables(max_cache_len, self.device, self.dtype)
         self.kv_index = torch.arange(max_cache_len, device=self.device)
         for table in (*self.rope, self.kv_index):  # graph inputs that never move: no copy per replay
@@ -210,8 +218,16 @@ class FusedDecoder(DecoderLoop):
             self._caches[batch] = cache
         return cache
 
+    def plan(self, total_length: int) -> None:
+        span = self.min_span
+        while span < total_length:
+            span *= 2
+        self.span = min(span, self.max_cache_len)
+
     def _run(self, hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return self.model(hidden, positions, self._active, self.rope, self.kv_index)
+        span = self.span
+        caches = [(k[:, :, :span], v[:, :, :span]) for k, v in self._active]
+        return self.model(hidden, positions, caches, self.rope, self.kv_index[:span])
 
     def _eager_logits(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self._run(F.embedding(tokens, self.model.embed), positions[0]).float()
@@ -229,6 +245,8 @@ class FusedDecoder(DecoderLoop):
     def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
         batch, length = inputs_embeds.shape[:2]
         self._check_fits(length)
+        if length + 1 > self.span:  # called directly, without tokens() planning the request
+            self.plan(length + 1)
         self._active = self._cache(batch)
         positions = torch.arange(length, device=inputs_embeds.device)
         return self._run(inputs_embeds.to(self.dtype), positions).float()

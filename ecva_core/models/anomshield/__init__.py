@@ -84,7 +84,11 @@ class AnomShieldChat(ChatModel):
         return decoder if prompt_length + 1 < decoder.max_cache_len else None
 
     def warm_decoder(self) -> None:
-        """Compile and record the decode step now, so the first answer does not wait for it."""
+        """Compile and record the decode step now, so the first answer does not wait for it.
+
+        Warmed for a first question about a clip (its video tokens, ~100 prompt tokens and the
+        default answer length); longer conversations compile their wider attention span on first use.
+        """
         import torch
 
         decoder = self.decoder()
@@ -95,9 +99,11 @@ class AnomShieldChat(ChatModel):
         ids = torch.full((1, 8), self.model.tokenizer.bos_token_id or 1, dtype=torch.long, device=self.model.device)
         with torch.inference_mode():
             embeds = embed(ids)
+        video_tokens = self.num_frames * (self.model.vision_tower.num_patches_per_side // 4) ** 2
+        reserve = video_tokens + 100 + GenerationOptions().max_new_tokens
         try:
             for _ in range(2):  # the first run compiles, the second records the CUDA graph
-                for _token in decoder.tokens(embeds, 4, stop_at_eos=False):
+                for _token in decoder.tokens(embeds, 4, stop_at_eos=False, reserve=reserve):
                     pass
         except Exception as exc:  # a compiler or driver failure of any kind: chat still works without it
             self.decoder_error = f"{type(exc).__name__}: {str(exc)[:300]}"
