@@ -72,7 +72,11 @@ class ChatApp:
 
     def model_status(self) -> str:
         if self.models.loaded:
-            return f"Model: `{html.escape(self.models.spec or '')}` (loaded)"
+            status = f"Model: `{html.escape(self.models.spec or '')}` (loaded)"
+            problem = self.models.fast_decode_problem
+            if problem:
+                status += f" · fast decoding is off ({html.escape(problem)}); answers use transformers generate"
+            return status
         if self.models.error:
             return f"⚠️ {html.escape(self.models.error)}"
         return f"Model: `{html.escape(self.models.spec or '')}` (loads on first question)"
@@ -127,7 +131,8 @@ class ChatApp:
         history = [*history, {"role": "assistant", "content": ""}]
         try:
             if not self.models.loaded or (model_spec or "").strip() != (self.models.spec or ""):
-                yield history, "Loading the model (the first load can take minutes) …"
+                compiling = " and compiling its decode step" if self.models.options.get("static_cache") else ""
+                yield history, f"Loading the model{compiling} (the first load can take minutes) …"
             model = self.models.get(model_spec or None)
             yield history, self.model_status()
             conversation = [{"role": m["role"], "content": _text(m["content"])} for m in history[:-1]]

@@ -171,3 +171,18 @@ def test_browser_conversation_screenshot(running_app):
         page.screenshot(path=str(out / "chat_conversation.png"), full_page=True)
         browser.close()
     assert (out / "chat_conversation.png").stat().st_size > 10_000
+
+
+def test_status_says_when_fast_decoding_fell_back(monkeypatch, demo_dataset):
+    import apps.chat_app as chat_app
+
+    class Loaded:
+        decoder_error = "RuntimeError: no working C compiler"
+
+    monkeypatch.setattr("ecva_core.models.load_model", lambda spec, **options: Loaded())
+    app = chat_app.ChatApp(demo_dataset, "anomshield:/ckpt", {"static_cache": True})
+    app.models.get()
+    status = app.model_status()
+    assert "(loaded)" in status and "fast decoding is off (RuntimeError: no working C compiler)" in status
+    Loaded.decoder_error = None
+    assert "fast decoding" not in app.model_status()

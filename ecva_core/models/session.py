@@ -205,6 +205,11 @@ class ModelSlot:
     def loaded(self) -> bool:
         return self._model is not None
 
+    @property
+    def fast_decode_problem(self) -> str | None:
+        """Why the loaded model answers without the fast decoder it was asked for, if it does."""
+        return getattr(self._model, "decoder_error", None)
+
     def get(self, spec: str | None = None) -> ChatModel:
         """The model for ``spec`` (default: the current one), loading it on first use."""
         from ecva_core.models import load_model
