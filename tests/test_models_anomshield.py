@@ -275,6 +275,15 @@ def test_fast_decoding_falls_back_to_generate_when_it_cannot_run(lora_ckpt, clip
     short = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, max_cache_len=16)
     assert short.answer(clip_path, question, max_new_tokens=5) == plain  # prompt > cache: generate answers
 
+    from ecva_core.models.anomshield.conversation import build_prompt
+
+    prompt = short.model.inputs_embeds(build_prompt([ChatMessage("user", question)]),
+                                       short.video_tokens(short.clip(clip_path))).shape[1]
+    tight = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True,
+                       max_cache_len=prompt + 3)
+    assert tight.fast_decoder_for(prompt + 3) is tight.decoder()
+    assert tight.answer(clip_path, question, max_new_tokens=5) == plain  # not cut at the cache's end
+
 
 def test_load_errors_say_what_to_configure(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="checkpoint folder not found"):

@@ -54,7 +54,7 @@ class AnomShieldChat(ChatModel):
         slot = gpu_slot(self.device, self.options.max_concurrency)
         with slot:
             embeds = self.model.inputs_embeds(build_prompt(messages), self.video_tokens(clip))
-            decoder = self.fast_decoder_for(embeds.shape[1])
+            decoder = self.fast_decoder_for(embeds.shape[1] + options.max_new_tokens)
             if decoder is not None:
                 yield from decoder.stream_text(self.model.tokenizer, embeds, options.max_new_tokens,
                                                options.temperature, options.top_p)
@@ -76,12 +76,15 @@ class AnomShieldChat(ChatModel):
             self._decoder = fast_decoder(self.model.language_model, max_cache_len=length, fused=fused)
         return self._decoder
 
-    def fast_decoder_for(self, prompt_length: int) -> Any:
-        """The fast decoder when it is on, works here and fits the prompt; ``None`` means use ``generate``."""
+    def fast_decoder_for(self, total_length: int) -> Any:
+        """The fast decoder when it is on, works here and holds prompt + answer; ``None`` means ``generate``.
+
+        A request larger than the static cache goes to ``generate`` rather than having its answer cut.
+        """
         if not self.options.static_cache or self.decoder_error is not None:
             return None
         decoder = self.decoder()
-        return decoder if prompt_length + 1 < decoder.max_cache_len else None
+        return decoder if total_length <= decoder.max_cache_len else None
 
     def warm_decoder(self) -> None:
         """Compile and record the decode step now, so the first answer does not wait for it.
