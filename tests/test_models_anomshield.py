@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -371,3 +372,27 @@ def test_warm_up_compiles_the_step_the_first_answer_uses(lora_ckpt, clip_path: P
     chat.answer(clip_path, question, max_new_tokens=512)
     assert made[0].span == warmed_span  # a default-length answer runs in the span the warm-up compiled
     assert chat.answer(clip_path, question, max_new_tokens=5) == plain
+
+
+def test_concurrent_sessions_take_turns_on_the_static_cache(lora_ckpt, clip_path: Path, monkeypatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ecva_core.models import base
+
+
+    questions = ["What is the result?", "Why did it happen?", "Describe the scene.", "What happened first?"]
+    plain = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu")
+    expected = [plain.answer(clip_path, q, max_new_tokens=40) for q in questions]
+    monkeypatch.setattr(base, "_GPU_SLOTS", {})  # this test's max_concurrency=4 sets the device's limit
+    fast = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu", static_cache=True, max_concurrency=4,
+                      max_cache_len=512)
+    fast.clip(clip_path)
+    start = threading.Barrier(len(questions))
+
+    def ask(question: str) -> str:
+        start.wait()
+        return fast.answer(clip_path, question, max_new_tokens=40)
+
+    with ThreadPoolExecutor(len(questions)) as pool:
+        answers = list(pool.map(ask, questions))
+    assert answers == expected

@@ -7,6 +7,7 @@ Our own implementation of the architecture in Dulpy/ECVA: CLIP ViT-L/14 -> mamba
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ class AnomShieldChat(ChatModel):
         self.options = options
         self.device = str(model.device)
         self._decoder: Any = None
+        self._decoder_lock = threading.Lock()
         self.decoder_error: str | None = None
 
     @classmethod
@@ -56,8 +58,9 @@ class AnomShieldChat(ChatModel):
             embeds = self.model.inputs_embeds(build_prompt(messages), self.video_tokens(clip))
             decoder = self.fast_decoder_for(embeds.shape[1] + options.max_new_tokens)
             if decoder is not None:
-                yield from decoder.stream_text(self.model.tokenizer, embeds, options.max_new_tokens,
-                                               options.temperature, options.top_p)
+                with self._decoder_lock:  # one static cache: its requests take turns, whatever max_concurrency
+                    yield from decoder.stream_text(self.model.tokenizer, embeds, options.max_new_tokens,
+                                                   options.temperature, options.top_p)
             else:
                 yield from self.model.stream_generate(embeds, options.max_new_tokens, options.temperature,
                                                       options.top_p)
