@@ -23,6 +23,13 @@ Streamlit's own start-up (runtime and component discovery happen once per server
   again); ``first_render_after_cli_scoring_dataset_cached_s`` the same with the parsed annotation
   file kept; ``cli_warm_per_model_s`` what the warm adds to each ``ecva score``.
 
+Pages case (``pages_*``; ``--pages-only`` runs just this case on a fresh 20-model database): the
+first render of the Compare page (2 models) and of the Breakdown page (3 models), each in a new
+process right after a write that re-scored the 20th model (no part warmed), before (the previous
+path: the page lists models and measures from the full scores frame read from SQLite and filters
+it for the view) and after (models and measures from the per-model leaderboard parts, the view
+from the chosen models' scores alone); ``pages_identical`` says whether both drew the same tables.
+
 In this process, with no cache: ``library_old_full_read_s`` (the previous path: full
 ``scores_frame`` + ``predictions_frame`` with all text, then ``leaderboard_view``),
 ``library_lean_all_models_s`` (every model's part from lean reads) and
@@ -192,6 +199,107 @@ def _baseline(db_path: Path) -> float:
     return time.perf_counter() - start
 
 
+PAGE_MODELS = {"compare": 2, "breakdown": 3}
+
+
+def _previous_page_path() -> None:
+    """Make the Breakdown and Compare pages read as they did before: models, measures and the view's
+    scores from the full scores frame (read from SQLite after a write), filtered by the view."""
+    from apps.explorer import state
+    from ecva_core.results.queries import breakdown_metrics
+
+    state.scored_models = lambda: sorted(state.scores()["model"].unique())
+    state.score_measures = lambda: breakdown_metrics(state.scores())
+    state.model_scores = lambda models: state.scores()
+
+
+def render_page_once(page: str) -> None:
+    """In a fresh process: the first AppTest run of the Breakdown or Compare page (after Streamlit
+    itself has started) on its default models, the first ``PAGE_MODELS[page]`` models."""
+    from streamlit.testing.v1 import AppTest
+
+    if "--previous-path" in sys.argv:
+        _previous_page_path()
+    warm = AppTest.from_string("import streamlit as st\nst.write('ready')").run()
+    at = AppTest.from_file(str(REPO / "apps" / "explorer" / "app.py"), default_timeout=600)
+    at._bidi_component_manager = warm._bidi_component_manager
+    at.switch_page(f"pages/{page}.py")
+    start = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - start
+    if at.exception or at.error or at.title[0].value not in ("Breakdown", "Compare two models"):
+        raise SystemExit(f"the {page} page failed: {[e.value for e in at.error]} {at.exception}")
+    if page == "breakdown":
+        shown = list(at.multiselect(key="bd_models").value)
+    else:
+        shown = [at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value]
+    if len(shown) != PAGE_MODELS[page]:
+        raise SystemExit(f"the {page} page shows {shown}, not {PAGE_MODELS[page]} models")
+    tables = [t.value.to_json(orient="split") for t in at.dataframe] + [str(m.value) for m in at.metric]
+    print(json.dumps({"first": first, "models": shown, "tables": tables}))
+
+
+def _rewrite_last(db_path: Path, dataset) -> float:
+    """Re-score the last model (delete, write again: new stamps and data version, nothing warmed)."""
+    from ecva_core.results.db import ResultsDB
+
+    db = ResultsDB(db_path)
+    db.delete_model(sorted(db.model_stamps())[-1])
+    start = time.perf_counter()
+    build_db(db_path, dataset, range(MODELS - 1, MODELS))
+    return time.perf_counter() - start
+
+
+def pages_case(db_path: Path, dataset) -> dict:
+    """First renders of Compare and Breakdown in new processes right after a write, before vs after."""
+    runs = {}
+    for page in PAGE_MODELS:
+        for path, flags in (("before", ("--previous-path",)), ("after", ())):
+            _rewrite_last(db_path, dataset)
+            runs[page, path] = _apptest_process("--page", page, *flags)
+    out: dict = {}
+    for page in PAGE_MODELS:
+        before, after = runs[page, "before"]["first"], runs[page, "after"]["first"]
+        out[f"pages_{page}_{PAGE_MODELS[page]}_models_before_s"] = round(before, 3)
+        out[f"pages_{page}_{PAGE_MODELS[page]}_models_after_s"] = round(after, 3)
+        out[f"pages_{page}_ratio_after_vs_before"] = round(after / before, 3)
+    out["pages_identical"] = all(runs[p, "before"]["tables"] == runs[p, "after"]["tables"] for p in PAGE_MODELS)
+    return out
+
+
+def _print_pages(result: dict) -> None:
+    for page, n in PAGE_MODELS.items():
+        for path in ("before", "after"):
+            label = f"(g) {page} ({n} models), after a write: {path}"
+            print(f"{label:66s} {result[f'pages_{page}_{n}_models_{path}_s']:8.3f}")
+        print(f"{'    ratio after / before':66s} {result[f'pages_{page}_ratio_after_vs_before']:8.3f}")
+    print(f"Breakdown and Compare drew the same tables before and after: {result['pages_identical']}")
+
+
+def _pages_only() -> None:
+    """Only the pages case: a fresh 20-model database, the leaderboard drawn once, then the renders."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        os.environ["ECVA_HOME"] = str(home)
+        db_path = home / "bench.db"
+        os.environ["ECVA_DB"] = str(db_path)
+        dataset = _dataset(home)
+        if (SHARED / "annotations.xlsx").exists():
+            os.environ["ECVA_DATA"] = str(SHARED / "annotations.xlsx")
+        rows = build_db(db_path, dataset)
+        _apptest_process()  # a running app drew the leaderboard
+        result = {
+            "dataset": "real annotations" if (SHARED / "annotations.xlsx").exists() else "demo (14 videos)",
+            "models": MODELS,
+            "questions": VIDEOS * 3,
+            "score_rows": rows,
+            **pages_case(db_path, dataset),
+        }
+    print(f"{'measure':66s} {'seconds':>8s}")
+    _print_pages(result)
+    print(json.dumps(result))
+
+
 def render_once() -> None:
     """In a fresh process: the Leaderboard page's first AppTest run (after Streamlit itself has
     started), then a rerun (warm caches)."""
@@ -301,6 +409,7 @@ def main() -> None:
         after_write = _apptest_process()
         restarts = [_apptest_process() for _ in range(2)]
         running = _apptest_process("--rescore-last")
+        pages = pages_case(db_path, dataset)
         for path in cache.glob("*"):  # every cached result; the parsed annotation file depends on no DB
             if not path.name.startswith("dataset-"):
                 path.unlink()
@@ -341,6 +450,7 @@ def main() -> None:
         "target_s": 1.5,
         "meets_target": headline < 1.5,
         "cli_meets_target": cli_cold["first"] < 1.5,
+        **pages,
     }
     print(
         f"synthetic DB: {MODELS} models x {VIDEOS * 3} questions, {rows:,} score rows (19 models built in"
@@ -365,13 +475,18 @@ def main() -> None:
         ("    warm call per `ecva score` (one model's part)", "cli_warm_per_model_s"),
     ):
         print(f"{label:66s} {result[key]:8.3f}")
+    _print_pages(result)
     print(f"per-model path's table identical to the previous path's: {identical}")
     print(f"table after CLI scoring (warmed parts) identical to the one after a write: {cli_identical}")
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    if "--render-once" in sys.argv:
+    if "--render-once" in sys.argv and "--page" in sys.argv:
+        render_page_once(sys.argv[sys.argv.index("--page") + 1])
+    elif "--render-once" in sys.argv:
         render_once()
+    elif "--pages-only" in sys.argv:
+        _pages_only()
     else:
         main()

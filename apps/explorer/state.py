@@ -6,6 +6,8 @@ restarting the app and nothing is recomputed while the database is unchanged. Th
 the parsed dataset are also kept on disk under ``cache_dir/explorer``, so a restarted app draws
 its first page without re-reading every score out of SQLite. The leaderboard is kept there per
 model (keyed on the model's change stamp), so after a write only the changed model is read again.
+The Breakdown and Compare pages list models and measures from those parts and read only the
+chosen models' scores (:func:`model_scores`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import os
 import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -134,9 +136,29 @@ def persisted(name: str, params: object, compute: Callable[[], T]) -> T:
     return value
 
 
+# The full scores frame last read in this process, by (database path, version): pages that need only
+# some models filter it when it is there instead of reading those models again.
+_full_scores: list[tuple[tuple[str, int], pd.DataFrame]] = []
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _scores(db_path: str, data_version: int) -> pd.DataFrame:
-    return persisted("scores", (), lambda: open_db().scores_frame())
+    frame = persisted("scores", (), lambda: open_db().scores_frame())
+    _full_scores[:] = [((db_path, data_version), frame)]
+    return frame
+
+
+def _held_scores(db_path: str, data_version: int) -> pd.DataFrame | None:
+    held = list(_full_scores)
+    return held[0][1] if held and held[0][0] == (db_path, data_version) else None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _model_scores(db_path: str, data_version: int, models: tuple[str, ...]) -> pd.DataFrame:
+    full = _held_scores(db_path, data_version)
+    if full is not None:
+        return full[full["model"].isin(models)].reset_index(drop=True)
+    return persisted("model-scores", models, lambda: open_db().scores_frame(models=list(models)))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -147,6 +169,43 @@ def _predictions(db_path: str, data_version: int) -> pd.DataFrame:
 def scores() -> pd.DataFrame:
     """Every stored score (cached until the database changes; shared, never modified in place)."""
     return _scores(str(settings().db_path), version())
+
+
+def model_scores(models: Sequence[str]) -> pd.DataFrame:
+    """The stored scores of ``models`` only: the rows and order of :func:`scores` for them.
+
+    Filtered from the full frame when this process already holds it, else read for these models
+    alone (kept on disk per model set until the database changes), so the Breakdown and Compare
+    pages do not read every model's scores after a write. Shared, never modified in place.
+    """
+    return _model_scores(str(settings().db_path), version(), tuple(sorted(set(models))))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _catalog(key: tuple[str, int, str]) -> tuple[list[str], list[str]]:
+    import pandas as pd
+
+    from ecva_core.results.queries import breakdown_metrics
+
+    full = _held_scores(key[0], key[1])
+    if full is not None:
+        per_model = {str(m): set(g.dropna()) for m, g in full.groupby("model")["metric"]}
+    else:
+        parts = leaderboard_parts(key[2], "all", (), ())
+        per_model = {m: set(names) for part in parts for m, names in part.metrics.items()}
+    present = sorted(set().union(*per_model.values()))
+    return sorted(per_model), breakdown_metrics(pd.DataFrame({"metric": present}, dtype=object))
+
+
+def scored_models() -> list[str]:
+    """Models with at least one stored score, by name (from the per-model leaderboard parts when
+    the full frame is not in memory, so listing them reads no scores)."""
+    return list(_catalog(_key())[0])
+
+
+def score_measures() -> list[str]:
+    """The measures the Breakdown and Compare pages offer: ``queries.breakdown_metrics`` of every score."""
+    return list(_catalog(_key())[1])
 
 
 def predictions() -> pd.DataFrame:
@@ -213,7 +272,7 @@ def leaderboard(mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]) -> q
 def _breakdown(key: tuple[str, int, str], models: tuple[str, ...], metric: str, mode: str):
     from ecva_core.results.queries import breakdown_view
 
-    return breakdown_view(scores(), dataset(), models=models, metric=metric, mode=mode)
+    return breakdown_view(model_scores(models), dataset(), models=models, metric=metric, mode=mode)
 
 
 def breakdown(models: tuple[str, ...], metric: str, mode: str) -> queries.BreakdownView:
@@ -225,7 +284,7 @@ def breakdown(models: tuple[str, ...], metric: str, mode: str) -> queries.Breakd
 def _compare(key: tuple[str, int, str], a: str, b: str, metric: str, mode: str):
     from ecva_core.results.queries import compare_view
 
-    return compare_view(scores(), dataset(), a, b, metric=metric, mode=mode)
+    return compare_view(model_scores((a, b)), dataset(), a, b, metric=metric, mode=mode)
 
 
 def compare(a: str, b: str, metric: str, mode: str) -> queries.CompareView:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -527,6 +527,8 @@ class LeaderboardPart:
     Every figure of a model depends only on that model's scores and answers (and the dataset), so
     the explorer keeps one part per model and, after a write, recomputes only the changed model;
     :func:`leaderboard_from_parts` combines parts into the view one call over all scores gives.
+    ``metrics`` names, per model with scores, the metrics stored for it: the explorer lists models
+    and measures from it without reading every score.
     """
 
     overall: pd.DataFrame
@@ -534,6 +536,7 @@ class LeaderboardPart:
     answered: dict[str, int]
     failed_answers: dict[str, int]
     n_scores: int
+    metrics: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def leaderboard_part(
@@ -567,6 +570,7 @@ def leaderboard_part(
         answered={str(m): int(n) for m, n in answered.items()},
         failed_answers={str(m): n for m, n in zip(models, failed, strict=True)},
         n_scores=len(scoped),
+        metrics={str(m): tuple(sorted(g.dropna().unique())) for m, g in scoped.groupby("model")["metric"]},
     )
 
 

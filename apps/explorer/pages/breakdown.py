@@ -59,9 +59,8 @@ def _heatmap(frame, title: str, key: str, zmax: float | None = 1.0):
 
 
 def render() -> None:
-    scores = state.scores()
     st.title("Breakdown")
-    models = sorted(scores["model"].unique())
+    models = state.scored_models()
     if not models:
         st.info("No model has been scored yet: upload a submission on the Submit page.")
         return
@@ -69,7 +68,7 @@ def render() -> None:
     chosen = c1.multiselect("Models", models, default=models[: min(3, len(models))], key="bd_models")
     metric = c2.selectbox(
         "Score for tasks and categories",
-        queries.breakdown_metrics(scores),
+        state.score_measures(),
         key="bd_metric",
         format_func=queries.measure_label,
     )

@@ -38,9 +38,8 @@ def _diff_chart(frame, title: str):
 
 
 def render() -> None:
-    scores = state.scores()
     st.title("Compare two models")
-    models = sorted(scores["model"].unique())
+    models = state.scored_models()
     if len(models) < 2:
         st.info("Comparing needs at least two scored models.")
         return
@@ -48,7 +47,7 @@ def render() -> None:
     a = c1.selectbox("Model A", models, index=0, key="cmp_a")
     b = c2.selectbox("Model B", models, index=1, key="cmp_b")
     metric = c3.selectbox(
-        "Score", queries.breakdown_metrics(scores), key="cmp_metric", format_func=queries.measure_label
+        "Score", state.score_measures(), key="cmp_metric", format_func=queries.measure_label
     )
     mode = c4.radio("Failures", ["all", "valid"], horizontal=True, key="cmp_mode")
     if a == b:
