@@ -49,7 +49,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -276,8 +279,9 @@ def _print_pages(result: dict) -> None:
     print(f"Breakdown and Compare drew the same tables before and after: {result['pages_identical']}")
 
 
-def _pages_only() -> None:
-    """Only the pages case: a fresh 20-model database, the leaderboard drawn once, then the renders."""
+@contextmanager
+def _bench_home() -> Iterator[tuple[Path, Path, Any]]:
+    """A throw-away ECVA_HOME, its results database path and the dataset (real annotations if present)."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         os.environ["ECVA_HOME"] = str(home)
@@ -286,6 +290,12 @@ def _pages_only() -> None:
         dataset = _dataset(home)
         if (SHARED / "annotations.xlsx").exists():
             os.environ["ECVA_DATA"] = str(SHARED / "annotations.xlsx")
+        yield home, db_path, dataset
+
+
+def _pages_only() -> None:
+    """Only the pages case: a fresh 20-model database, the leaderboard drawn once, then the renders."""
+    with _bench_home() as (_home, db_path, dataset):
         rows = build_db(db_path, dataset)
         _apptest_process()  # a running app drew the leaderboard
         result = {
@@ -388,14 +398,7 @@ def _apptest_process(*flags: str) -> dict:
 def main() -> None:
     import pandas as pd
 
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        os.environ["ECVA_HOME"] = str(home)
-        db_path = home / "bench.db"
-        os.environ["ECVA_DB"] = str(db_path)
-        dataset = _dataset(home)
-        if (SHARED / "annotations.xlsx").exists():
-            os.environ["ECVA_DATA"] = str(SHARED / "annotations.xlsx")
+    with _bench_home() as (home, db_path, dataset):
         from ecva_core.config import get_settings
 
         cache = get_settings().cache_dir / "explorer"
