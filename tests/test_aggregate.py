@@ -254,6 +254,8 @@ def test_per_model_leaderboards_combine_into_the_one_over_all_scores(by, variant
         for _, group in frame.groupby("model", sort=False)
     ]
     combined = combine_leaderboards(per_model, by=by)
-    pd.testing.assert_frame_equal(combined, whole, check_exact=True)
+    # Same reduction per model on both paths; the tolerance only guards against a BLAS that is not
+    # deterministic for one shape, far below the three decimals any table shows.
+    pd.testing.assert_frame_equal(combined, whole, check_exact=False, rtol=1e-9, atol=1e-12)
     assert set(combined["model"]) == {"judged-a", "judged-b", "text-c"}
     assert combine_leaderboards(per_model[-1:], by=by).empty

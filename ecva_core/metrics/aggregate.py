@@ -170,28 +170,22 @@ def _float32_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def _bootstrap_groups(parts: list[tuple[np.ndarray, np.ndarray]], n_boot: int, seed: int) -> list[np.ndarray | None]:
-    """Bootstrap means (n_boot, k) per group; groups with the same video count share one matmul.
+    """Bootstrap means (n_boot, k) per group, one product per group.
 
-    Video weights are exchangeable, so one weight matrix per video count serves every group of that
-    size; stacking the groups side by side turns many small products into one large one.
+    Each group's figures come from a product of its own shape only, never from a wider product
+    shared with other groups: BLAS kernels sum in an order that depends on the matrix shape and on
+    the CPU's SIMD path, so a model's cached rows and a pass over every model agree by construction.
     """
     out: list[np.ndarray | None] = [None] * len(parts)
     if n_boot <= 0:
         return out
-    by_size: dict[int, list[int]] = {}
-    for i, (sums, _) in enumerate(parts):
-        if len(sums):
-            by_size.setdefault(len(sums), []).append(i)
-    for n, members in by_size.items():
-        weights = _float32_weights(n, n_boot, seed)
-        stacked = np.hstack([np.hstack(parts[i]) for i in members]).astype(np.float32)
-        product = (weights @ stacked).astype(float)
-        offset = 0
-        for i in members:
-            k = parts[i][0].shape[1]
-            block = product[:, offset : offset + 2 * k]
-            out[i] = ratio_means(block[:, :k], block[:, k:])
-            offset += 2 * k
+    for i, (sums, counts) in enumerate(parts):
+        if not len(sums):
+            continue
+        weights = _float32_weights(len(sums), n_boot, seed)
+        product = (weights @ np.hstack([sums, counts]).astype(np.float32)).astype(float)
+        k = sums.shape[1]
+        out[i] = ratio_means(product[:, :k], product[:, k:])
     return out
 
 
