@@ -193,6 +193,18 @@ class ClipCache:
         return len(self._items)
 
 
+@dataclass(frozen=True)
+class BatchRequest:
+    """One question about already sampled frames, as batch inference (``ecva infer``) asks it.
+
+    Requests that share one ``Frames`` object are questions about the same clip: a backend encodes
+    those frames once for all of them.
+    """
+
+    frames: Frames
+    question: str
+
+
 def sample_clip(video: str | Path, num_frames: int) -> Frames:
     """Sample ``num_frames`` frames with the VIDEO module (midpoints of equal segments)."""
     from ecva_core import video as video_module
@@ -268,6 +280,17 @@ class ChatModel(ABC):
     def answer(self, video: str | Path | Frames, question: str, **generation: Any) -> str:
         """Convenience: one question, the whole answer as a string."""
         return "".join(self.chat(video, [ChatMessage("user", question)], **generation))
+
+    max_batch_size: int = 1
+
+    def answer_batch(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str]:
+        """The whole answer to each request, in order; raises if the batch as a whole fails.
+
+        This default answers one request after another (the clip cache still encodes a shared
+        ``Frames`` once); local backends override it to answer up to ``max_batch_size`` questions
+        in one forward pass.
+        """
+        return [self.answer(request.frames, request.question, **generation) for request in requests]
 
     @abstractmethod
     def _stream(self, clip: CachedClip, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
