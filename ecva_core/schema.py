@@ -172,6 +172,10 @@ class PredictionStatus(StrEnum):
     EMPTY = "empty"  # the model returned nothing
 
 
+KEYFRAMES_REMOVED_PROBE = "no_keyframes"
+"""The ``probe`` value of an answer given with the key frames removed (the hallucination probe)."""
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One answer from a submission; ``probe`` marks answers given with key frames removed."""

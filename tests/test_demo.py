@@ -248,7 +248,7 @@ def test_racing_builders_without_the_lock_still_install_one_complete_copy(
 def test_a_failed_build_leaves_nothing_that_looks_finished(
     tmp_path: Path, two_clips: tuple[demo.DemoClip, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ecva_core.dataset import demo_answers
+    from ecva_core.dataset.demo import answers as demo_answers
 
     def boom(*_: object) -> None:
         raise OSError("disk full")

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ecva_core.dataset.questions import is_probe_prompt
 from ecva_core.errors import SubmissionError
-from ecva_core.schema import Prediction, PredictionStatus, Task, canonical_video_id
+from ecva_core.schema import KEYFRAMES_REMOVED_PROBE, Prediction, PredictionStatus, Task, canonical_video_id
 
 if TYPE_CHECKING:
     from ecva_core.dataset import Dataset
 
-DEFAULT_PROBE = "no_keyframes"
+DEFAULT_PROBE = KEYFRAMES_REMOVED_PROBE
 _PROBE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _STRING_FIELDS = ("prompt", "human_expert_answer", "task_type")
 _KNOWN_FIELDS = {"video_file", "video_id", "output", "probe", *_STRING_FIELDS}

@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecva_core.schema import Task
+from ecva_core.schema import KEYFRAMES_REMOVED_PROBE, Task
 
 if TYPE_CHECKING:
-    from ecva_core.dataset.demo import DemoClip
+    from ecva_core.dataset.demo.clips import DemoClip
 
-PROBE = "no_keyframes"
 MODELS = ("demo-strong", "demo-medium", "demo-weak")
 
 # Roughly right but vague answers per major category (What, Why, How), for the medium model.
@@ -160,7 +159,7 @@ def build_submission(model: str, clips: Sequence[DemoClip]) -> list[dict[str, An
                     "human_expert_answer": _truth(clip, task),
                 }
                 if probe:
-                    row["probe"] = PROBE
+                    row["probe"] = KEYFRAMES_REMOVED_PROBE
                 rows.append(row)
     if model != "demo-strong":  # real result files are unsorted: joins must go by id, not position
         random.Random(model).shuffle(rows)
