@@ -33,6 +33,26 @@ OFFICIAL_PROJECTOR_KEYS = {
 }
 
 
+def _greedy_answer(chat, clip_path: Path, question: str, max_new_tokens: int) -> str:
+    """The answer a plain argmax loop over the language model gives on the spliced video embeddings,
+    recomputing the whole sequence each step: what the backend's decoding must reproduce."""
+    from ecva_core.models.anomshield.conversation import build_prompt
+
+    model = chat.model
+    embeds = model.inputs_embeds(build_prompt([ChatMessage("user", question)]), chat.video_tokens(chat.clip(clip_path)))
+    embed = model.language_model.get_input_embeddings()
+    tokens: list[int] = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits = model.language_model(inputs_embeds=embeds).logits[0, -1]
+            token = int(logits.argmax())
+            if token == model.tokenizer.eos_token_id:
+                break
+            tokens.append(token)
+            embeds = torch.cat([embeds, embed(torch.tensor([[token]]))], dim=1)
+    return model.tokenizer.decode(tokens, skip_special_tokens=True)
+
+
 @pytest.fixture(scope="module")
 def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clips") / "00007.mp4"
@@ -149,7 +169,7 @@ def test_full_checkpoint_without_lora_and_explicit_base(full_ckpt, clip_path: Pa
     for key, value in full_ckpt.projector_state.items():
         torch.testing.assert_close(chat.model.mm_projector.state_dict()[key], value)
     text = chat.answer(clip_path, "Describe the anomaly.", max_new_tokens=4)
-    assert isinstance(text, str)
+    assert text == _greedy_answer(chat, clip_path, "Describe the anomaly.", 4)
 
 
 def test_base_lm_from_spec_suffix(lora_ckpt, tmp_path: Path, clip_path: Path) -> None:
@@ -337,7 +357,9 @@ def test_pretrain_layout_with_mm_projector_bin(lora_ckpt, tmp_path: Path, clip_p
     chat = load_model(f"anomshield:{folder}", device="cpu")
     for key, value in lora_ckpt.projector_state.items():
         torch.testing.assert_close(chat.model.mm_projector.state_dict()[key], value)
-    assert isinstance(chat.answer(clip_path, "What happened?", max_new_tokens=2), str)
+    assert chat.answer(clip_path, "What happened?", max_new_tokens=2) == _greedy_answer(
+        chat, clip_path, "What happened?", 2
+    )
 
 
 def test_incomplete_projector_weights_are_a_load_error(lora_ckpt, tmp_path: Path) -> None:

@@ -45,11 +45,6 @@ def escaped_with_marks(text: str, phrases: Iterable[str]) -> None:
     )
 
 
-def plain(text: str) -> None:
-    """Show untrusted text literally (no Markdown, no HTML)."""
-    st.text(text)
-
-
 def open_question(
     video_id: str | None = None,
     task: str | None = None,
@@ -64,12 +59,3 @@ def open_question(
     st.session_state[OPEN_MAJORS] = list(majors)
     st.session_state[OPEN_TASKS] = list(tasks)
     st.switch_page("pages/questions.py")
-
-
-def fmt_ci(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
-    """``0.512 [0.47, 0.55]``, or an em dash when there is no value."""
-    if mean is None or mean != mean:
-        return "—"
-    if low is None or high is None or low != low or high != high:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits - 1}f}, {high:.{digits - 1}f}]"

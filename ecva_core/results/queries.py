@@ -433,23 +433,6 @@ def paired_question_diffs(
     return both.reindex(both["diff"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
 
 
-def status_counts(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per model: scored questions, and how many scores failed or were skipped (all metrics together)."""
-    import pandas as pd
-
-    normal = normal_answers(scores)
-    counts = pd.crosstab(normal["model"], normal["status"])
-    for col in ("ok", "failed", "skipped"):
-        if col not in counts:
-            counts[col] = 0
-    questions = normal[["model", "video_id", "task"]].drop_duplicates().groupby("model").size()
-    out = counts[["ok", "failed", "skipped"]].rename(
-        columns={"ok": "scores_ok", "failed": "scores_failed", "skipped": "scores_skipped"}
-    )
-    out.insert(0, "questions", questions)
-    return out.reset_index()
-
-
 def scored_submission(db: ResultsDB, file_hash: str) -> dict[str, Any] | None:
     """The stored submission with this file hash, if any (so a re-upload is recognised, not re-scored)."""
     for sub in db.submissions():
