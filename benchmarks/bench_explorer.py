@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from ecva_apps.explorer import APP_SCRIPT
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ECVA_SHARED_DIR", REPO.parent / "shared" / "ecva"))
 MODELS = 20
@@ -208,7 +210,7 @@ PAGE_MODELS = {"compare": 2, "breakdown": 3}
 def _previous_page_path() -> None:
     """Make the Breakdown and Compare pages read as they did before: models, measures and the view's
     scores from the full scores frame (read from SQLite after a write), filtered by the view."""
-    from apps.explorer import state
+    from ecva_apps.explorer import state
     from ecva_core.results.queries import breakdown_metrics
 
     state.scored_models = lambda: sorted(state.scores()["model"].unique())
@@ -224,9 +226,9 @@ def render_page_once(page: str) -> None:
     if "--previous-path" in sys.argv:
         _previous_page_path()
     warm = AppTest.from_string("import streamlit as st\nst.write('ready')").run()
-    at = AppTest.from_file(str(REPO / "apps" / "explorer" / "app.py"), default_timeout=600)
+    at = AppTest.from_file(str(APP_SCRIPT), default_timeout=600)
     at._bidi_component_manager = warm._bidi_component_manager
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"screens/{page}.py")
     start = time.perf_counter()
     at.run()
     first = time.perf_counter() - start
@@ -320,7 +322,7 @@ def render_once() -> None:
     start = time.perf_counter()
     warm = AppTest.from_string("import streamlit as st\nst.write('ready')").run()
     startup = time.perf_counter() - start
-    at = AppTest.from_file(str(REPO / "apps" / "explorer" / "app.py"), default_timeout=600)
+    at = AppTest.from_file(str(APP_SCRIPT), default_timeout=600)
     at._bidi_component_manager = warm._bidi_component_manager
     start = time.perf_counter()
     at.run()

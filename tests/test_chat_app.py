@@ -44,7 +44,7 @@ def vlm_stub():
 
 @pytest.fixture
 def running_app(demo_dataset, vlm_stub):
-    from apps.chat_app import build_app
+    from ecva_apps.chat_app import build_app
 
     app = build_app(demo_dataset, f"openai:stub-vlm@{vlm_stub.base_url}")
     port = _free_port()
@@ -83,7 +83,7 @@ def test_model_slot_without_spec_explains_what_to_configure():
 def test_serve_chat_fast_decode_reaches_the_model_loader(monkeypatch):
     from click.testing import CliRunner
 
-    import apps.chat_app as chat_app
+    import ecva_apps.chat_app as chat_app
     from ecva_core.cli.main import cli
 
     launched: list[dict] = []
@@ -130,7 +130,7 @@ def test_pick_ask_why_stream_and_score_through_gradio_client(running_app, vlm_st
 def test_app_opens_without_a_model_and_says_what_to_configure(demo_dataset):
     from gradio_client import Client
 
-    from apps.chat_app import build_app
+    from ecva_apps.chat_app import build_app
 
     app = build_app(demo_dataset, None)
     port = _free_port()
@@ -179,7 +179,7 @@ def test_browser_conversation_screenshot(running_app):
 
 
 def test_status_says_when_fast_decoding_fell_back(monkeypatch, demo_dataset):
-    import apps.chat_app as chat_app
+    import ecva_apps.chat_app as chat_app
 
     class Loaded:
         decoder_error = "RuntimeError: no working C compiler"

@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from apps.explorer.upload import stage_upload
+from ecva_apps.explorer import APP_SCRIPT
+from ecva_apps.explorer.upload import stage_upload
 from ecva_core.config import get_settings
 from ecva_core.errors import SubmissionError
 from ecva_core.results.queries import highlight_html
 
-APP = str(Path(__file__).resolve().parents[1] / "apps" / "explorer" / "app.py")
+APP = str(APP_SCRIPT)
 TIMEOUT = 120
 
 
@@ -102,7 +103,7 @@ def test_leaderboard_opens_the_question_explorer_for_a_model(app_env: Path) -> N
 
 def test_breakdown_shows_tables_and_opens_questions(app_env: Path) -> None:
     at = _app()
-    at.switch_page("pages/breakdown.py").run()
+    at.switch_page("screens/breakdown.py").run()
     assert not at.exception and not _errors(at)
     assert at.title[0].value == "Breakdown"
     assert len(at.dataframe) >= 1
@@ -116,7 +117,7 @@ def test_breakdown_shows_tables_and_opens_questions(app_env: Path) -> None:
 
 def test_question_explorer_filters_and_shows_answers(app_env: Path) -> None:
     at = _app()
-    at.switch_page("pages/questions.py").run()
+    at.switch_page("screens/questions.py").run()
     assert not at.exception and not _errors(at)
     total = len(_table(at))
     assert total > 0
@@ -138,7 +139,7 @@ def test_question_explorer_filters_and_shows_answers(app_env: Path) -> None:
 
 def test_compare_two_models(app_env: Path) -> None:
     at = _app()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("screens/compare.py").run()
     assert not at.exception and not _errors(at)
     labels = {m.label for m in at.metric}
     assert "Common questions" in labels
@@ -150,7 +151,7 @@ def test_compare_two_models(app_env: Path) -> None:
 
 def test_dataset_page_counts_and_grid_opens_questions(app_env: Path) -> None:
     at = _app()
-    at.switch_page("pages/dataset.py").run()
+    at.switch_page("screens/dataset.py").run()
     assert not at.exception and not _errors(at)
     values = {m.label: m.value for m in at.metric}
     assert int(values["Videos"]) >= 12
@@ -164,7 +165,7 @@ def test_dataset_page_counts_and_grid_opens_questions(app_env: Path) -> None:
 
 def test_submit_rejects_a_bad_file_with_its_row(app_env: Path) -> None:
     at = _app()
-    at.switch_page("pages/submit.py").run()
+    at.switch_page("screens/submit.py").run()
     bad = json.dumps([{"video_file": "00001.mp4", "output": 5, "task_type": "Description"}]).encode()
     at.file_uploader(key="sub_file").set_value(("bad.json", bad, "application/json")).run()
     assert not at.exception
@@ -181,16 +182,16 @@ def test_submit_scores_a_good_file_onto_the_leaderboard_once(app_env: Path) -> N
     rows[0]["output"] = "<script>alert('x')</script> " + str(rows[0]["output"])
     data = json.dumps(rows).encode()
     at = _app()
-    at.switch_page("pages/submit.py").run()
+    at.switch_page("screens/submit.py").run()
     at.text_input(key="sub_model").set_value("Uploaded-VLM").run()
     at.file_uploader(key="sub_file").set_value(("my answers.json", data, "application/json")).run()
     assert not _errors(at), _errors(at)
     at.button(key="sub_score").click().run()
     assert not _errors(at) and not at.exception
     assert any("Uploaded-VLM" in s.value for s in at.success)
-    at.switch_page("pages/leaderboard.py").run()
+    at.switch_page("screens/leaderboard.py").run()
     assert "Uploaded-VLM" in set(_table(at)["model"])
-    at.switch_page("pages/submit.py").run()
+    at.switch_page("screens/submit.py").run()
     at.file_uploader(key="sub_file").set_value(("again.json", data, "application/json")).run()
     assert any("already scored" in i.value for i in at.info)
     assert not [b for b in at.button if b.key == "sub_score"]
@@ -249,9 +250,9 @@ def test_judged_scores_show_anomeval_pillars_and_reasons(app_env: Path) -> None:
     assert "AnomEval" in table.columns and "AnomEval 95% CI" in table.columns
     assert table.sort_values("AnomEval", ascending=False)["model"].iloc[0] == "demo-strong"
     assert not [i for i in at.info if "Pillar scores need the judge" in i.value]
-    at.switch_page("pages/breakdown.py").run()
+    at.switch_page("screens/breakdown.py").run()
     assert not [i for i in at.info if "Pillar scores need the judge" in i.value]
-    at.switch_page("pages/questions.py").run()
+    at.switch_page("screens/questions.py").run()
     assert at.selectbox(key="qx_metric").value == "anomeval"
     from ecva_core.results.db import ResultsDB
 
@@ -267,18 +268,18 @@ def test_submit_shows_the_judge_plan_before_scoring(app_env: Path, monkeypatch: 
     monkeypatch.setenv("ECVA_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
     data = next((app_env / "submissions").glob("*.json")).read_bytes()
     at = _app()
-    at.switch_page("pages/submit.py").run()
+    at.switch_page("screens/submit.py").run()
     at.file_uploader(key="sub_file").set_value(("fresh.json", data.replace(b"None", b"none"), "application/json"))
     at.run()
     assert any("will make about" in i.value and "estimated cost" in i.value for i in at.info)
 
 
 def test_serve_passes_data_and_db_to_the_app_process(tmp_path: Path) -> None:
-    from ecva_core.cli.serve import EXPLORER_SCRIPT, explorer_command, explorer_env
+    from ecva_apps.serve import explorer_command, explorer_env
     from ecva_core.errors import ConfigError
 
     command = explorer_command(8599)
-    assert str(EXPLORER_SCRIPT) in command and "--server.headless=true" in command
+    assert str(APP_SCRIPT) in command and "--server.headless=true" in command
     assert "--server.port=8599" in command and "--server.address=127.0.0.1" in command
     env = explorer_env(tmp_path, tmp_path / "r.db")
     assert env["ECVA_DATA"] == str(tmp_path.resolve()) and env["ECVA_DB"] == str((tmp_path / "r.db").resolve())
@@ -297,7 +298,7 @@ def test_every_page_explains_an_empty_database(
     at = _app()
     assert any("No model has been scored yet" in i.value for i in at.info)
     for page in ("breakdown", "questions", "compare", "submit", "dataset"):
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"screens/{page}.py").run()
         assert not at.exception and not _errors(at), (page, _errors(at))
 
 
@@ -306,7 +307,7 @@ def test_leaderboard_parts_are_cached_per_model_and_recomputed_only_when_it_chan
 ) -> None:
     """After a write only the touched model is read again, and the combined parts draw the same table
     as one pass over every score and answer."""
-    from apps.explorer import state
+    from ecva_apps.explorer import state
     from ecva_core.results.db import ResultsDB, ScoreRow
     from ecva_core.results.queries import leaderboard_from_parts, leaderboard_view
 

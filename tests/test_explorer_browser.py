@@ -108,13 +108,32 @@ def _go(page, url: str, path: str, title: str) -> None:
     _settle(page)
 
 
+def _sidebar_links(browser, url: str, path: str) -> list[str]:
+    """The sidebar navigation of ``url/path`` opened in a fresh browser session."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/{path}")
+        _settle(page)
+        links = page.locator("[data-testid='stSidebarNav'] a")
+        links.first.wait_for(timeout=60_000)
+        return [text.strip().splitlines()[-1] for text in links.all_inner_texts()]  # after the icon's ligature
+    finally:
+        context.close()
+
+
 def test_upload_score_and_explore_in_chromium(explorer) -> None:
     from playwright.sync_api import sync_playwright
+
+    from ecva_apps.explorer import PAGES
 
     url, home = explorer
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
+        titles = [title for _, title, _, _ in PAGES]
+        for _, _, path, _ in PAGES:  # a link opened directly shows the titled navigation, not file names
+            assert _sidebar_links(browser, url, path) == titles, path
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -68,7 +68,7 @@ def _clear(state) -> None:
 def test_pages_read_only_the_chosen_models_and_match_the_full_frame(
     scored_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apps.explorer import state
+    from ecva_apps.explorer import state
     from ecva_core.results.queries import breakdown_metrics, breakdown_view, compare_view
 
     _clear(state)
@@ -97,7 +97,7 @@ def test_pages_read_only_the_chosen_models_and_match_the_full_frame(
 def test_a_full_frame_in_memory_is_filtered_not_read_again(
     scored_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apps.explorer import state
+    from ecva_apps.explorer import state
 
     _clear(state)
     models = state.scored_models()

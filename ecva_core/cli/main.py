@@ -6,8 +6,10 @@ Sub-commands are imported lazily so ``ecva --help`` starts fast; a user error (a
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from importlib.metadata import entry_points
 
 import click
 
@@ -23,26 +25,38 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("ecva_core.cli.scoring", "compare", "Paired comparison of two models."),
     "results": ("ecva_core.cli.scoring", "results", "Export or import a model's full results."),
     "chat": ("ecva_core.cli.chat", "chat", "Ask a video LLM one question about a clip."),
-    "serve": ("ecva_core.cli.serve", "serve", "Start the explorer (Streamlit) or chat (Gradio) app."),
 }
+# Commands that other installed packages add (the apps add ``serve``): the library never imports them.
+PLUGIN_GROUP = "ecva.commands"
+
+
+@functools.cache
+def _plugins() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in COMMANDS}
 
 
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported on first use, and that turns user errors into exit 1."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted([*COMMANDS, *_plugins()])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module_name, attribute, _ = COMMANDS[cmd_name]
-        return getattr(importlib.import_module(module_name), attribute)
+        if cmd_name in COMMANDS:
+            module_name, attribute, _ = COMMANDS[cmd_name]
+            return getattr(importlib.import_module(module_name), attribute)
+        plugin = _plugins().get(cmd_name)
+        return plugin.load() if plugin is not None else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][2] if name in COMMANDS else self._plugin_help(ctx, name))
+                for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def _plugin_help(self, ctx: click.Context, name: str) -> str:
+        command = self.get_command(ctx, name)
+        return command.get_short_help_str(80) if command is not None else ""
 
     def invoke(self, ctx: click.Context) -> object:
         try:

@@ -1,7 +1,7 @@
 """What the chat app does, without any UI: find clips, hold a model, ask the benchmark's questions,
 and score an answer against the expert annotation.
 
-Kept out of ``apps/`` so the Gradio app stays a thin layer and this logic is tested directly.
+Kept out of ``ecva_apps`` so the Gradio app stays a thin layer and this logic is tested directly.
 """
 
 from __future__ import annotations

@@ -1,22 +1,23 @@
 """``ecva serve explorer|chat``: start the Streamlit explorer or the Gradio chat app.
 
+Declared as the ``serve`` entry of the ``ecva.commands`` entry-point group, so the ``ecva`` command
+offers it without the library importing the apps.
+
 The explorer runs in its own ``streamlit run`` process (Streamlit owns its server loop); the
 dataset and database choices travel to it through ``ECVA_DATA`` / ``ECVA_DB``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from ecva_apps.explorer import APP_SCRIPT
 from ecva_core.cli.options import common, data_option, db_option, fast_decode_option, log
 from ecva_core.errors import ConfigError
-
-EXPLORER_SCRIPT = Path(__file__).resolve().parents[2] / "apps" / "explorer" / "app.py"
 
 
 def explorer_command(port: int, address: str = "127.0.0.1") -> list[str]:
@@ -26,7 +27,7 @@ def explorer_command(port: int, address: str = "127.0.0.1") -> list[str]:
         "-m",
         "streamlit",
         "run",
-        str(EXPLORER_SCRIPT),
+        str(APP_SCRIPT),
         "--server.headless=true",
         f"--server.port={port}",
         f"--server.address={address}",
@@ -75,6 +76,7 @@ def explorer(port: int, address: str, data_path: Path | None, db_path: Path | No
 @common(data_option)
 def chat(model_spec: str | None, port: int, address: str, fast_decode: bool, data_path: Path | None) -> None:
     """Start the Gradio chat app: ask a video LLM about a clip."""
-    chat_app = importlib.import_module("apps.chat_app")
+    from ecva_apps import chat_app
+
     options = {"static_cache": True} if fast_decode else {}
     chat_app.launch(model_spec, port, data_path, host=address, model_options=options)

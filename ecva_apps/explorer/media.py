@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from apps.explorer import state
+from ecva_apps.explorer import state
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.explorer import state
-from apps.explorer.ui import guarded, open_question
+from ecva_apps.explorer import state
+from ecva_apps.explorer.ui import guarded, open_question
 from ecva_core.results import queries
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.explorer import state
-from apps.explorer.ui import guarded, open_question
+from ecva_apps.explorer import state
+from ecva_apps.explorer.ui import guarded, open_question
 from ecva_core.results import queries
 from ecva_core.schema import SCORED_TASKS
 
@@ -139,7 +139,7 @@ def render() -> None:
     base = state.leaderboard("all", (), ())
     if base.table.empty:
         st.info("No model has been scored yet: upload a submission on the Submit page.")
-        st.page_link("pages/submit.py", label="Submit a model", icon=":material/upload_file:")
+        st.page_link("screens/submit.py", label="Submit a model", icon=":material/upload_file:")
         return
     cats = queries.video_categories(ds)
     majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))

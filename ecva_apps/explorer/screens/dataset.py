@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.explorer import media, state
-from apps.explorer.ui import guarded, md_escape, open_question
+from ecva_apps.explorer import media, state
+from ecva_apps.explorer.ui import guarded, md_escape, open_question
 from ecva_core.errors import EcvaError
 from ecva_core.results import queries
 

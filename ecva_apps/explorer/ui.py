@@ -58,4 +58,4 @@ def open_question(
     st.session_state[OPEN_MODELS] = list(models)
     st.session_state[OPEN_MAJORS] = list(majors)
     st.session_state[OPEN_TASKS] = list(tasks)
-    st.switch_page("pages/questions.py")
+    st.switch_page("screens/questions.py")

@@ -6,9 +6,9 @@ import math
 
 import streamlit as st
 
-from apps.explorer import state
-from apps.explorer.ui import guarded, md_escape
-from apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, check_model_name, validate_upload
+from ecva_apps.explorer import state
+from ecva_apps.explorer.ui import guarded, md_escape
+from ecva_apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, check_model_name, validate_upload
 from ecva_core.errors import EcvaError
 from ecva_core.results import queries
 from ecva_core.results.submission import DEFAULT_PROBE
@@ -103,7 +103,7 @@ def render() -> None:
     done = st.session_state.pop("sub_done", None)
     if done:
         st.success(f"Scored {md_escape(done['model'])}: it is on the leaderboard now.")
-        st.page_link("pages/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:")
+        st.page_link("screens/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:")
     if upload is None:
         return
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apps.explorer import media, state
-from apps.explorer.ui import (
+from ecva_apps.explorer import media, state
+from ecva_apps.explorer.ui import (
     OPEN_MAJORS,
     OPEN_MODELS,
     OPEN_TASK,

@@ -1,23 +1,14 @@
-"""ECVA benchmark explorer (Streamlit): ``ecva serve explorer`` or ``streamlit run apps/explorer/app.py``.
+"""ECVA benchmark explorer (Streamlit): ``ecva serve explorer`` or ``streamlit run ecva_apps/explorer/app.py``.
 
-Pages live in ``pages/``; each calls ``ecva_core`` for its data and only draws it.
+Pages live in ``screens/``; each calls ``ecva_core`` for its data and only draws it.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from apps.explorer import state
-from apps.explorer.ui import guarded, md_escape
-
-PAGES = [
-    ("pages/leaderboard.py", "Leaderboard", "leaderboard", ":material/leaderboard:"),
-    ("pages/breakdown.py", "Breakdown", "breakdown", ":material/grid_on:"),
-    ("pages/questions.py", "Question explorer", "questions", ":material/quiz:"),
-    ("pages/compare.py", "Compare", "compare", ":material/compare_arrows:"),
-    ("pages/submit.py", "Submit", "submit", ":material/upload_file:"),
-    ("pages/dataset.py", "Dataset", "dataset", ":material/video_library:"),
-]
+from ecva_apps.explorer import PAGES, state
+from ecva_apps.explorer.ui import guarded, md_escape
 
 
 def _sidebar() -> None:
