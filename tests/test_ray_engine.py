@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +37,24 @@ class EchoRunner:
         call = f"{os.getpid()}-{self.calls}"
         return [ItemResult.answer(item, f"answer to {item.prompt} about {item.video_id}", [0.5, 1.5],
                                   {"call": call, "call_size": len(items)}) for item in items]
+
+
+class TinyModelRunner:
+    """A real tiny AnomShield in the actor: each video sampled once, its questions in one ``answer_batch``."""
+
+    def __init__(self, checkpoint: str) -> None:
+        from ecva_core.models import load_model
+
+        self.model = load_model(f"anomshield:{checkpoint}", device="cpu", max_batch_size=4)
+
+    def __call__(self, items: list[WorkItem]) -> list[ItemResult]:
+        from ecva_core.models.base import BatchRequest
+
+        clips = {item.video_path: self.model.clip(item.video_path).frames for item in items}
+        answers = self.model.answer_batch([BatchRequest(clips[i.video_path], i.prompt) for i in items],
+                                          max_new_tokens=8)
+        return [ItemResult.answer(item, answer, clips[item.video_path].timestamps)
+                for item, answer in zip(items, answers, strict=True)]
 
 
 def _refusing_runner() -> EchoRunner:
@@ -83,3 +103,26 @@ def test_items_in_results_out_on_a_local_ray(local_ray) -> None:
     with pytest.raises(ModelLoadError, match="weights missing"):
         list(run_on_ray(items[:2], "test:refuse", {}, {}, address=None, replicas=1, batch_size=2,
                         num_gpus_per_replica=0, runner_factory=_refusing_runner))
+
+
+@pytest.mark.slow
+def test_a_tiny_model_answers_on_ray_as_it_does_here(local_ray, tmp_path: Path) -> None:
+    from tests.tiny_models import build_anomshield
+    from tests.videogen import make_clip
+
+    checkpoint = build_anomshield(tmp_path / "model").checkpoint
+    items = []
+    for index in range(2):
+        path = tmp_path / f"0002{index}.mp4"
+        make_clip(path, seconds=1.0, fps=16, width=48, height=32, noise=index == 1)
+        items += [WorkItem(key=f"{index}-{q}", video_id=str(index), video_path=str(path), task="description",
+                           variant="normal", prompt=question, frame_indices=())
+                  for q, question in enumerate(["What happened?", "Why did the man fall in the street?"])]
+    missing = WorkItem(key="gone", video_id="9", video_path=str(tmp_path / "gone.mp4"), task="cause",
+                       variant="normal", prompt="What happened?", frame_indices=())
+    factory = partial(TinyModelRunner, str(checkpoint))
+    results = {r.key: r for r in run_on_ray([*items, missing], "anomshield:tiny", {}, {}, address=None, replicas=1,
+                                            batch_size=4, num_gpus_per_replica=0, runner_factory=factory)}
+    here = factory()(items)
+    assert [results[r.key].output for r in here] == [r.output for r in here] and all(r.output for r in here)
+    assert results["gone"].error and "not found" in results["gone"].error  # a missing video: an error row
