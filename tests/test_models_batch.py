@@ -113,6 +113,29 @@ def test_compiled_decoder_fills_a_partial_batch_to_one_size(anomshield_ckpt: Pat
     assert chat.answer_batch(requests[:1], max_new_tokens=16) == single[:1] and rows[-1] == 1
 
 
+def test_a_batch_that_does_not_fit_the_gpu_goes_to_generate(anomshield_ckpt: Path, clip_paths: list[Path],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = load_model(f"anomshield:{anomshield_ckpt}", device="cpu", static_cache=True, max_batch_size=4,
+                      max_cache_len=256)
+    requests = _requests(chat, clip_paths)[:5]
+    single = [chat.answer(r.frames, r.question, max_new_tokens=12) for r in requests]
+    decoder = chat.decoder()
+    tokens = decoder.tokens
+    tried: list[int] = []
+
+    def out_of_memory(embeds, *args, **kwargs):
+        tried.append(embeds.shape[0])
+        if embeds.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        return tokens(embeds, *args, **kwargs)
+
+    monkeypatch.setattr(decoder, "tokens", out_of_memory)
+    assert chat.answer_batch(requests, max_new_tokens=12) == single
+    assert tried == [4, 1]  # the 4-row batch did not fit; the last question alone still used the decoder
+    assert "does not fit" in chat.describe()["batch_decoder_error"]
+    assert chat.answer_batch(requests[:2], max_new_tokens=12) == single[:2] and tried == [4, 1]  # no retry
+
+
 @pytest.mark.parametrize(("builder", "tower"), [(build_qwen2_vl, "visual"), (build_llava_onevision, "vision_tower")],
                          ids=["qwen2-vl", "llava-onevision"])
 def test_hf_batch_equals_one_at_a_time(builder, tower: str, tmp_path: Path, clip_paths: list[Path],

@@ -96,6 +96,10 @@ class DecoderLoop(ABC):
         return torch.multinomial(probs, 1).squeeze(-1)
 
     @abstractmethod
+    def release(self, batch: int) -> None:
+        """Free the cache of ``batch`` rows (after it did not fit in memory)."""
+
+    @abstractmethod
     def plan(self, total_length: int) -> None:
         """Called before a prefill with the positions the request may reach (prompt + answer)."""
 
@@ -211,6 +215,11 @@ class StaticDecoder(DecoderLoop):
 
     def plan(self, total_length: int) -> None:
         """transformers' StaticCache always attends over its whole length: nothing to choose."""
+
+    def release(self, batch: int) -> None:
+        """Free the cache of ``batch`` rows (after it did not fit in memory)."""
+        self._caches.pop(batch, None)
+        self._active = None
 
     @torch.inference_mode()
     def prefill(self, inputs_embeds: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:

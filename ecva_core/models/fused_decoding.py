@@ -234,6 +234,11 @@ class FusedDecoder(DecoderLoop):
             self._caches[batch] = cache
         return cache
 
+    def release(self, batch: int) -> None:
+        """Free the cache of ``batch`` rows (after it did not fit in memory)."""
+        self._caches.pop(batch, None)
+        self._active = []
+
     def plan(self, total_length: int) -> None:
         span = self.min_span
         while span < total_length:

@@ -38,6 +38,7 @@ class AnomShieldChat(ChatModel):
         self._decoder: Any = None
         self._decoder_lock = threading.Lock()
         self.decoder_error: str | None = None
+        self.batch_decoder_error: str | None = None
 
     @classmethod
     def load(cls, spec: str, path: str | Path, options: ModelOptions, model_base: str | None = None) -> AnomShieldChat:
@@ -96,21 +97,27 @@ class AnomShieldChat(ChatModel):
                     prompt = build_prompt([ChatMessage("user", request.question)])
                     rows.append(self.model.inputs_embeds(prompt, encoded[id(request.frames)]))
                 embeds, padding = self.model.pad_left(rows)
+                ids: list[list[int]] | None = None
                 decoder = self.fast_decoder_for(embeds.shape[1] + options.max_new_tokens)
+                if decoder is not None and len(chunk) > 1 and self.batch_decoder_error is not None:
+                    decoder = None
                 if decoder is not None and (decoder.supports_padding or not bool(padding.any())):
                     ids = self._decode_rows(decoder, embeds, padding, options)
-                else:
+                if ids is None:
                     ids = self.model.generate_batch(embeds, padding, options.max_new_tokens, options.temperature,
                                                     options.top_p)
             answers += [self.model.tokenizer.decode(row, skip_special_tokens=True) for row in ids]
         return answers
 
-    def _decode_rows(self, decoder: Any, embeds: Any, padding: Any, options: GenerationOptions) -> list[list[int]]:
-        """Each row's answer ids (up to its EOS) from the static-cache decoder.
+    def _decode_rows(self, decoder: Any, embeds: Any, padding: Any,
+                     options: GenerationOptions) -> list[list[int]] | None:
+        """Each row's answer ids (up to its EOS) from the static-cache decoder; ``None`` if it does not fit.
 
         A compiled decoder has one graph per batch size, so a partial batch (more than one row) is
         filled up to ``max_batch_size`` with copies of its last row, whose answers are dropped:
         decoding reads the weights once per step whatever the rows, and a new size costs a compile.
+        When a batch's static cache does not fit in GPU memory, the cache is freed and batches go to
+        ``generate`` from then on (``batch_decoder_error`` says why); a single row still raises.
         """
         import torch
 
@@ -123,16 +130,25 @@ class AnomShieldChat(ChatModel):
         ids: list[list[int]] = [[] for _ in range(wanted)]
         open_rows = set(range(wanted))
         with self._decoder_lock:
-            for step in decoder.tokens(embeds, options.max_new_tokens, eos, options.temperature, options.top_p,
-                                       stop_at_eos=False, padding=padding):
-                for row in sorted(open_rows):
-                    value = int(step[row])
-                    if value == eos:
-                        open_rows.discard(row)
-                    else:
-                        ids[row].append(value)
-                if not open_rows:
-                    break
+            try:
+                for step in decoder.tokens(embeds, options.max_new_tokens, eos, options.temperature, options.top_p,
+                                           stop_at_eos=False, padding=padding):
+                    for row in sorted(open_rows):
+                        value = int(step[row])
+                        if value == eos:
+                            open_rows.discard(row)
+                        else:
+                            ids[row].append(value)
+                    if not open_rows:
+                        break
+            except torch.cuda.OutOfMemoryError as exc:
+                if embeds.shape[0] == 1:
+                    raise
+                decoder.release(embeds.shape[0])
+                torch.cuda.empty_cache()
+                self.batch_decoder_error = f"a batch of {embeds.shape[0]} does not fit the static cache: {exc}"
+                log.warning("%s; batches use transformers generate from now on", self.batch_decoder_error)
+                return None
         return ids
 
     def decoder(self) -> Any:
@@ -194,4 +210,6 @@ class AnomShieldChat(ChatModel):
         info.update(device=self.device, dtype=str(self.model.dtype).replace("torch.", ""), decoder=decoder,
                     max_batch_size=self.max_batch_size,
                     video_tokens_per_frame=(self.model.vision_tower.num_patches_per_side // 4) ** 2)
+        if self.batch_decoder_error:
+            info["batch_decoder_error"] = self.batch_decoder_error
         return info
