@@ -71,6 +71,17 @@ def test_packets_keep_a_video_together() -> None:
     assert pack_by_video([], 8) == []
 
 
+def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from ecva_core.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'ray\[data\]'"):
+        list(run_on_ray(_items(1, 1), "test:echo", {}, {}, address=None, replicas=1, batch_size=1,
+                        num_gpus_per_replica=0, runner_factory=EchoRunner))
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")

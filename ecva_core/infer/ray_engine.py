@@ -33,13 +33,24 @@ RunnerFactory = Callable[[], Runner]
 DEFAULT_CPU_REPLICAS = 2  # server models: each replica already sends a whole packet at once
 
 
+def import_ray() -> Any:
+    """The ``ray`` module, or a :class:`ConfigError` saying how to install it."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise ConfigError(f"--engine ray needs Ray Data ({exc}): pip install 'ray[data]' (the version pinned in "
+                          "requirements.txt), or use --engine local") from exc
+    return ray
+
+
 def connect(address: str | None, num_cpus: int | None = None) -> None:
     """Join the Ray cluster at ``address`` (``auto``: the one this node belongs to), or start a local one.
 
     ``None`` starts a Ray instance in this process with ``num_cpus`` CPUs (default: all); an
     instance already started here (``ray.init`` by the caller) is used as it is.
     """
-    import ray
+    ray = import_ray()
 
     if ray.is_initialized():
         return
@@ -82,8 +93,7 @@ def pack_by_video(items: Sequence[WorkItem], batch_size: int) -> list[list[WorkI
 
 def default_replicas(num_gpus_per_replica: float) -> int:
     """One replica per ``num_gpus_per_replica`` GPUs of the cluster, or :data:`DEFAULT_CPU_REPLICAS` CPU actors."""
-    import ray
-
+    ray = import_ray()
     if num_gpus_per_replica <= 0:
         return DEFAULT_CPU_REPLICAS
     gpus = float(ray.cluster_resources().get("GPU", 0.0))
@@ -162,8 +172,7 @@ def run_on_ray(
     """
     if not items:
         return
-    import ray
-
+    ray = import_ray()
     connect(address)
     factory = runner_factory or partial(_item_runner, spec, dict(model_options), dict(generation), batch_size)
     pool = replicas if replicas is not None else default_replicas(num_gpus_per_replica)
