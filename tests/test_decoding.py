@@ -153,3 +153,21 @@ def test_unsupported_models_fall_back_to_the_static_cache_decoder() -> None:
     assert isinstance(fast_decoder(mistral, compile_step=False), StaticDecoder)
     assert isinstance(fast_decoder(_random(_mistral()), compile_step=False), FusedDecoder)
     assert isinstance(fast_decoder(_random(_mistral()), compile_step=False, fused=False), StaticDecoder)
+
+
+@pytest.mark.parametrize("family", list(BUILDERS))
+def test_left_padded_rows_decode_as_each_row_alone(family: str) -> None:
+    """Prompts of different lengths in one batch: same tokens as each prompt decoded on its own."""
+    model = _random(BUILDERS[family]())
+    decoder = FusedDecoder(model, max_cache_len=64, compile_step=False, min_span=16)
+    generator = torch.Generator().manual_seed(6)
+    prompts = [torch.randn(1, length, SHAPES["hidden_size"], generator=generator) for length in (9, 24, 17)]
+    alone = [torch.stack(list(decoder.tokens(p, 12, stop_at_eos=False)), dim=1)[0] for p in prompts]
+    padding = torch.tensor([24 - p.shape[1] for p in prompts])
+    batch = torch.cat([torch.nn.functional.pad(p, (0, 0, 24 - p.shape[1], 0)) for p in prompts])
+    together = torch.stack(list(decoder.tokens(batch, 12, stop_at_eos=False, padding=padding)), dim=1)
+    for row, expected in zip(together, alone, strict=True):
+        assert torch.equal(row, expected)
+    assert len({tuple(row.tolist()) for row in together}) == 3
+    with pytest.raises(ValueError, match="left-padded"):
+        StaticDecoder(model, max_cache_len=64, compile_step=False).prefill(batch, padding)

@@ -16,8 +16,9 @@ def _pins() -> dict[str, str]:
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            name, version = line.split("==")
-            pins[canonicalize_name(name)] = version
+            pin = Requirement(line)
+            (version,) = (spec.version for spec in pin.specifier)
+            pins[canonicalize_name(pin.name)] = version
     return pins
 
 

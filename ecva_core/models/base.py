@@ -81,7 +81,8 @@ class ModelOptions:
     ``fp16``, ``fp32``; ``device_map``: passed to transformers (``auto`` spreads a model over GPUs);
     ``attn_implementation``: ``sdpa`` by default; ``static_cache``: pre-allocated KV cache (fixed
     shapes, compile-friendly); ``max_concurrency``: simultaneous generations per GPU;
-    ``num_frames``: frames sampled per clip (default: the model's own).
+    ``num_frames``: frames sampled per clip (default: the model's own); ``max_batch_size``: questions
+    a local backend answers in one forward pass (``answer_batch``).
     """
 
     device: str = "auto"
@@ -91,12 +92,13 @@ class ModelOptions:
     static_cache: bool = False
     max_concurrency: int = 1
     num_frames: int | None = None
+    max_batch_size: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> ModelOptions:
         names = {"device", "dtype", "device_map", "attn_implementation", "static_cache", "max_concurrency",
-                 "num_frames"}
+                 "num_frames", "max_batch_size"}
         known = {k: v for k, v in kwargs.items() if k in names and v is not None}
         extra = {k: v for k, v in kwargs.items() if k not in names and v is not None}
         return cls(**known, extra=extra)

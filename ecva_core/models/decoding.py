@@ -64,10 +64,15 @@ class DecoderLoop(ABC):
 
     max_cache_len: int
     compile_step: bool
+    supports_padding: bool = False
 
     @abstractmethod
-    def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
-        """Fill the cache with the prompt; return the logits for the first new token ``(b, vocab)``."""
+    def prefill(self, inputs_embeds: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """Fill the cache with the prompt; return the logits for the first new token ``(b, vocab)``.
+
+        ``padding`` ``(b,)``: how many leading positions of each row are left padding (batched
+        prompts of different lengths); only decoders with ``supports_padding`` take it.
+        """
 
     @abstractmethod
     def greedy_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -91,6 +96,10 @@ class DecoderLoop(ABC):
         return torch.multinomial(probs, 1).squeeze(-1)
 
     @abstractmethod
+    def release(self, batch: int) -> None:
+        """Free the cache of ``batch`` rows (after it did not fit in memory)."""
+
+    @abstractmethod
     def plan(self, total_length: int) -> None:
         """Called before a prefill with the positions the request may reach (prompt + answer)."""
 
@@ -101,17 +110,18 @@ class DecoderLoop(ABC):
     @torch.inference_mode()
     def tokens(self, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
                temperature: float = 0.0, top_p: float = 1.0, stop_at_eos: bool = True,
-               reserve: int | None = None) -> Iterator[torch.Tensor]:
+               reserve: int | None = None, padding: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
         """Yield the next token ids ``(b,)`` one step at a time, as CPU tensors.
 
         Each token is copied to the host before the next step is queued, and the next step is queued
         before we wait for that copy: the GPU computes token n+1 while the caller handles token n.
-        ``reserve``: the positions to plan for, if not prompt + ``max_new_tokens`` (warm-ups).
+        ``reserve``: the positions to plan for, if not prompt + ``max_new_tokens`` (warm-ups);
+        ``padding``: left padding per row (see :meth:`prefill`).
         """
         batch, length = inputs_embeds.shape[:2]
         budget = min(max_new_tokens, self.max_cache_len - length)
         self.plan(max(reserve or 0, length + budget))
-        token = self.pick(self.prefill(inputs_embeds), temperature, top_p)
+        token = self.pick(self.prefill(inputs_embeds, padding), temperature, top_p)
         positions = torch.full((batch, 1), length, dtype=torch.long, device=inputs_embeds.device)
         for produced in range(1, budget + 1):
             on_host = _HostCopy(token)
@@ -206,9 +216,16 @@ class StaticDecoder(DecoderLoop):
     def plan(self, total_length: int) -> None:
         """transformers' StaticCache always attends over its whole length: nothing to choose."""
 
+    def release(self, batch: int) -> None:
+        """Free the cache of ``batch`` rows (after it did not fit in memory)."""
+        self._caches.pop(batch, None)
+        self._active = None
+
     @torch.inference_mode()
-    def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+    def prefill(self, inputs_embeds: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
         batch, length = inputs_embeds.shape[:2]
+        if padding is not None and bool((padding > 0).any()):
+            raise ValueError("StaticDecoder does not take left-padded prompts; use FusedDecoder or generate")
         self._check_fits(length)
         self._active = self._cache(batch)
         positions = torch.arange(length, device=inputs_embeds.device).unsqueeze(0).expand(batch, -1)

@@ -141,19 +141,29 @@ class FusedLlama(nn.Module):
         return cos[0], sin[0]
 
     def forward(self, hidden: torch.Tensor, positions: torch.Tensor, caches: list[tuple[torch.Tensor, torch.Tensor]],
-                rope: tuple[torch.Tensor, torch.Tensor], kv_index: torch.Tensor) -> torch.Tensor:
-        """``hidden`` ``(b, q, width)`` at ``positions`` ``(q,)`` -> next-token logits ``(b, vocab)``."""
+                rope: tuple[torch.Tensor, torch.Tensor], kv_index: torch.Tensor,
+                padding: torch.Tensor) -> torch.Tensor:
+        """``hidden`` ``(b, q, width)`` at cache slots ``positions`` ``(q,)`` -> next-token logits ``(b, vocab)``.
+
+        ``padding`` ``(b,)``: each row's left padding. A row's token at slot ``s`` has position
+        ``s - padding`` (its RoPE angle, as if unpadded) and never attends to the row's padding
+        slots; a padding slot attends only to itself, so its (unused) values stay finite.
+        """
         batch, length, _ = hidden.shape
         heads, kv_heads, head_dim = self.num_heads, self.num_kv_heads, self.head_dim
         groups = heads // kv_heads
-        cos, sin = rope[0][positions], rope[1][positions]
-        causal = kv_index.unsqueeze(0) <= positions.unsqueeze(1)
+        rope_positions = (positions.unsqueeze(0) - padding.unsqueeze(1)).clamp(min=0)
+        cos, sin = rope[0][rope_positions].unsqueeze(1), rope[1][rope_positions].unsqueeze(1)
+        distance = positions.view(1, length, 1) - kv_index.view(1, 1, -1)
+        own_row = kv_index.view(1, 1, -1) >= padding.view(batch, 1, 1)
+        causal = ((distance >= 0) & own_row) | (distance == 0)
         masks: dict[int | None, torch.Tensor] = {}
         for index, layer in enumerate(self.layers):
             k_cache, v_cache = caches[index]
             if layer.window not in masks:
-                mask = causal if layer.window is None else causal & (positions.unsqueeze(1) - kv_index < layer.window)
-                masks[layer.window] = mask
+                mask = causal if layer.window is None else causal & (distance < layer.window)
+                # rows follow q's fold below: per KV head, each query head's positions in turn
+                masks[layer.window] = mask.repeat(1, groups, 1).unsqueeze(1)
             x = _rms_norm(hidden, layer.input_norm, layer.eps)
             q, k, v = F.linear(x, layer.qkv, layer.qkv_bias).split(
                 [heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
@@ -163,8 +173,8 @@ class FusedLlama(nn.Module):
             v_cache.index_copy_(2, positions, v.view(batch, length, kv_heads, head_dim).transpose(1, 2))
             # grouped-query attention without copying the cache: each KV head's query heads become rows
             folded = q.reshape(batch, kv_heads, groups * length, head_dim)
-            out = F.scaled_dot_product_attention(folded, k_cache, v_cache, attn_mask=masks[layer.window].repeat(
-                groups, 1), scale=layer.scaling)
+            out = F.scaled_dot_product_attention(folded, k_cache, v_cache, attn_mask=masks[layer.window],
+                                                 scale=layer.scaling)
             out = out.reshape(batch, heads, length, head_dim).transpose(1, 2).reshape(batch, length, heads * head_dim)
             hidden = hidden + layer.o_proj(out)
             x = _rms_norm(hidden, layer.post_norm, layer.post_eps)
@@ -177,11 +187,16 @@ class FusedLlama(nn.Module):
 class FusedDecoder(DecoderLoop):
     """Static KV cache + :class:`FusedLlama` forward; the step is compiled with CUDA graphs on GPUs.
 
+    Batches of prompts of different lengths are left-padded (``padding`` in :meth:`prefill`);
+    each batch size gets its own cache and compiled graph.
+
     Attention reads only the first ``span`` cache positions, the smallest power of two (at least
     ``min_span``) that holds the prompt and the answer: at batch 1 the attention kernel runs one
     thread block per KV head, so its time follows the length it reads, and a chat rarely needs the
     whole cache. Each span is one compiled graph, made on first use.
     """
+
+    supports_padding = True
 
     def __init__(self, language_model: Any, max_cache_len: int = 4096, compile_step: bool | None = None,
                  tune: bool = True, min_span: int = 512) -> None:
@@ -201,6 +216,7 @@ class FusedDecoder(DecoderLoop):
             torch._dynamo.mark_static_address(table)
         self._caches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._active: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._padding = torch.zeros(1, dtype=torch.long, device=self.device)
         self._greedy = compile_decode_step(self._eager_greedy, self.compile_step, tune)
         self._logits = compile_decode_step(self._eager_logits, self.compile_step, tune)
 
@@ -218,35 +234,43 @@ class FusedDecoder(DecoderLoop):
             self._caches[batch] = cache
         return cache
 
+    def release(self, batch: int) -> None:
+        """Free the cache of ``batch`` rows (after it did not fit in memory)."""
+        self._caches.pop(batch, None)
+        self._active = []
+
     def plan(self, total_length: int) -> None:
         span = self.min_span
         while span < total_length:
             span *= 2
         self.span = min(span, self.max_cache_len)
 
-    def _run(self, hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _run(self, hidden: torch.Tensor, positions: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         span = self.span
         caches = [(k[:, :, :span], v[:, :, :span]) for k, v in self._active]
-        return self.model(hidden, positions, caches, self.rope, self.kv_index[:span])
+        return self.model(hidden, positions, caches, self.rope, self.kv_index[:span], padding)
 
-    def _eager_logits(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return self._run(F.embedding(tokens, self.model.embed), positions[0]).float()
+    def _eager_logits(self, tokens: torch.Tensor, positions: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        return self._run(F.embedding(tokens, self.model.embed), positions[0], padding).float()
 
-    def _eager_greedy(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return self._run(F.embedding(tokens, self.model.embed), positions[0]).argmax(dim=-1)
+    def _eager_greedy(self, tokens: torch.Tensor, positions: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        return self._run(F.embedding(tokens, self.model.embed), positions[0], padding).argmax(dim=-1)
 
     def greedy_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return self._greedy(tokens, positions)
+        return self._greedy(tokens, positions, self._padding)
 
     def logits_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return self._logits(tokens, positions)
+        return self._logits(tokens, positions, self._padding)
 
     @torch.inference_mode()
-    def prefill(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+    def prefill(self, inputs_embeds: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
         batch, length = inputs_embeds.shape[:2]
         self._check_fits(length)
         if length + 1 > self.span:  # called directly, without tokens() planning the request
             self.plan(length + 1)
         self._active = self._cache(batch)
+        if padding is None:
+            padding = torch.zeros(batch, dtype=torch.long)
+        self._padding = padding.to(device=self.device, dtype=torch.long)
         positions = torch.arange(length, device=inputs_embeds.device)
-        return self._run(inputs_embeds.to(self.dtype), positions).float()
+        return self._run(inputs_embeds.to(self.dtype), positions, self._padding).float()

@@ -24,7 +24,7 @@ import dataclasses
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 from ecva_core.errors import ModelLoadError
 from ecva_core.models.base import (
     DEFAULT_SYSTEM_PROMPT,
+    BatchRequest,
     CachedClip,
     ChatMessage,
     ChatModel,
@@ -44,6 +45,10 @@ DEFAULT_HF_MODEL = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
 
 # The argument names transformers' generate treats as an encoder's main pixel input.
 _PIXEL_INPUTS = ("pixel_values", "pixel_values_images", "pixel_values_videos", "image_patches")
+# The encoder-output fields whose rows can be stacked for a batch (tensors along dim 0, per-video
+# sequences end to end); an output with any other field set (Qwen3-VL's per-layer deepstack
+# features) is not merged, and such a batch hands generate the pixels instead.
+_STACKABLE_ENCODER_FIELDS = ("last_hidden_state", "pooler_output")
 # Per-layer tuples no forward reads back from ``mm_encoder_outputs``; LLaVA-style encoders return
 # every layer's hidden states, far larger than the features, so they are not kept in the clip cache.
 _UNUSED_ENCODER_FIELDS = ("hidden_states", "attentions")
@@ -140,11 +145,41 @@ def _slim(output: Any) -> Any:
     return dataclasses.replace(output, **drop) if drop else output
 
 
+def stack_encoder_outputs(outputs: list[Any]) -> Any | None:
+    """One encoder output for a batch from each row's, in row order; ``None`` when they cannot be stacked."""
+    import torch
+
+    first = outputs[0]
+    if not dataclasses.is_dataclass(first):
+        return None
+    merged: dict[str, Any] = {}
+    for name in (f.name for f in dataclasses.fields(first)):
+        values = [getattr(output, name) for output in outputs]
+        if all(value is None for value in values):
+            continue
+        if name not in _STACKABLE_ENCODER_FIELDS:
+            return None
+        if all(hasattr(value, "shape") for value in values):
+            merged[name] = torch.cat(values)
+        elif all(isinstance(value, (list, tuple)) for value in values):
+            merged[name] = type(values[0])(item for value in values for item in value)
+        else:
+            return None
+    return dataclasses.replace(first, **merged)
+
+
+def _pad_left(row: Any, length: int, value: int) -> Any:
+    import torch
+
+    return torch.nn.functional.pad(row, (length - row.shape[1], 0), value=value)
+
+
 class HFVideoChat(ChatModel):
     """Chat with a transformers image-text-to-text model that accepts video."""
 
     def __init__(self, spec: str, model: Any, processor: Any, options: ModelOptions) -> None:
         super().__init__(spec, num_frames=options.num_frames)
+        self.max_batch_size = max(1, int(options.max_batch_size))
         self.model = model
         self.processor = processor
         self.options = options
@@ -240,6 +275,80 @@ class HFVideoChat(ChatModel):
             if self.options.static_cache:
                 kwargs["cache_implementation"] = "static"
             yield from stream_generate(self.model, getattr(self.processor, "tokenizer", self.processor), kwargs)
+
+    def answer_batch(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str]:
+        """Answer ``max_batch_size`` questions per ``generate`` call, prompts left-padded.
+
+        Each distinct clip is preprocessed and encoded once (its cache entry, as for follow-up
+        turns) and its encoder output is handed to every row that asks about it; greedy answers
+        are those of :meth:`answer`.
+        """
+        options = GenerationOptions.from_kwargs(generation)
+        clips: dict[int, CachedClip] = {}  # id(frames) -> clip; the requests keep the frames alive
+        answers: list[str] = []
+        for start in range(0, len(requests), self.max_batch_size):
+            rows: list[tuple[CachedClip, dict[str, Any]]] = []
+            with gpu_slot(self.device, self.options.max_concurrency):
+                for request in requests[start : start + self.max_batch_size]:
+                    clip = clips.setdefault(id(request.frames), self.clip(request.frames))
+                    rows.append((clip, self.inputs(clip, [ChatMessage("user", request.question)])))
+                answers += self._generate_rows(self.stack_rows(rows), options)
+        return answers
+
+    def stack_rows(self, rows: list[tuple[CachedClip, dict[str, Any]]]) -> dict[str, Any]:
+        """One left-padded batch from single-prompt processor outputs, with the clips' encoder outputs.
+
+        Token-aligned tensors (``(1, length)``: ids, mask, token types) are left-padded; other
+        tensors (pixels, grid sizes) are stacked along dim 0, as the processor itself would.
+        """
+        import torch
+
+        featured = [self.with_video_features(clip, row) for clip, row in rows]
+        encoder: dict[str, Any] = {}
+        for modality in featured[0].get("mm_encoder_outputs", {}):
+            stacked = stack_encoder_outputs([row["mm_encoder_outputs"][modality] for row in featured])
+            if stacked is None:
+                featured = [row for _, row in rows]
+                encoder = {}
+                break
+            encoder[modality] = stacked
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        longest = max(row["input_ids"].shape[1] for row in featured)
+        batch: dict[str, Any] = {}
+        for key in featured[0]:
+            if key == "mm_encoder_outputs":
+                continue
+            values = [row[key] for row in featured]
+            if all(v.dim() == 2 and v.shape == row["input_ids"].shape for v, row in zip(values, featured, strict=True)):
+                fill = pad_id if key == "input_ids" else 0
+                batch[key] = torch.cat([_pad_left(value, longest, fill) for value in values])
+            else:
+                batch[key] = torch.cat(values)
+        if encoder:
+            batch["mm_encoder_outputs"] = encoder
+        return batch
+
+    def _generate_rows(self, batch: dict[str, Any], options: GenerationOptions) -> list[str]:
+        """Each row's answer (up to its first end-of-turn token) from one ``generate`` call."""
+        import torch
+
+        from ecva_core.models.streaming import sampling_kwargs
+
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        stops = self.model.generation_config.eos_token_id
+        stops = set(stops if isinstance(stops, list) else [stops]) | {tokenizer.eos_token_id}
+        kwargs: dict[str, Any] = {**batch, "max_new_tokens": options.max_new_tokens,
+                                  **sampling_kwargs(options.temperature, options.top_p)}
+        if self.options.static_cache:
+            kwargs["cache_implementation"] = "static"
+        with torch.inference_mode():
+            out = self.model.generate(**kwargs)
+        answers = []
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            end = next((i for i, token in enumerate(row) if token in stops), len(row))
+            answers.append(tokenizer.decode(row[:end], skip_special_tokens=True))
+        return answers
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

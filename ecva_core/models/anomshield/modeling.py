@@ -116,6 +116,34 @@ class AnomShieldModel(nn.Module):
         text = embed(ids)
         return torch.cat([text[: len(before)], video_tokens.to(text.dtype), text[len(before):]]).unsqueeze(0)
 
+    def pad_left(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack ``(1, L_i, width)`` prompts into ``(b, max L, width)`` with zero embeddings on the left.
+
+        Returns the batch and each row's padding length ``(b,)`` (on the CPU).
+        """
+        longest = max(row.shape[1] for row in rows)
+        padding = torch.tensor([longest - row.shape[1] for row in rows], dtype=torch.long)
+        batch = torch.cat([torch.nn.functional.pad(row, (0, 0, longest - row.shape[1], 0)) for row in rows])
+        return batch, padding
+
+    @torch.no_grad()
+    def generate_batch(self, inputs_embeds: torch.Tensor, padding: torch.Tensor, max_new_tokens: int,
+                       temperature: float, top_p: float) -> list[list[int]]:
+        """Each left-padded row's answer token ids (up to its first EOS) from one ``generate`` call."""
+        from ecva_core.models.streaming import sampling_kwargs
+
+        tokenizer = self.tokenizer
+        positions = torch.arange(inputs_embeds.shape[1])
+        mask = (positions.unsqueeze(0) >= padding.unsqueeze(1)).long().to(self.device)
+        with torch.inference_mode():
+            out = self.language_model.generate(
+                inputs_embeds=inputs_embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+                eos_token_id=tokenizer.eos_token_id, **sampling_kwargs(temperature, top_p))
+        rows = out.tolist()
+        eos = tokenizer.eos_token_id
+        return [row[: row.index(eos)] if eos in row else row for row in rows]
+
     def stream_generate(self, inputs_embeds: torch.Tensor, max_new_tokens: int, temperature: float,
                         top_p: float) -> Iterator[str]:
         """Stream the answer from transformers ``generate`` (the dynamic-cache path)."""
