@@ -213,8 +213,7 @@ def main() -> int:
         return run
 
     def make_decoder(variant: str) -> Any:
-        from ecva_core.models.decoding import StaticDecoder
-        from ecva_core.models.fused_decoding import FusedDecoder
+        from ecva_core.models.decoding import FusedDecoder, StaticDecoder
 
         length = args.cache_len or TEXT_BEFORE + TEXT_AFTER + state["video_tokens"].shape[0] + args.new_tokens + 16
         kind, _, flavour = variant.partition("_")
@@ -240,7 +239,7 @@ def main() -> int:
         """
         import copy
 
-        from ecva_core.models.fused_decoding import FusedDecoder
+        from ecva_core.models.decoding import FusedDecoder
 
         embeds = prompt_embeds(1)
         lm = parts["lm"]

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ecva_core.models.decoding import StaticDecoder, fast_decoder
-from ecva_core.models.fused_decoding import FusedDecoder, fused_support
+from ecva_core.models.decoding import FusedDecoder, StaticDecoder, fast_decoder, fused_support
 
 SHAPES = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=6,
               num_key_value_heads=2, max_position_embeddings=256)

@@ -232,8 +232,7 @@ def test_static_decoder_matches_generate_token_for_token(lora_chat, clip_path: P
 
 
 def test_static_cache_option_uses_the_fused_decoder_with_the_same_answer(lora_ckpt, clip_path: Path) -> None:
-    from ecva_core.models.decoding import StaticDecoder
-    from ecva_core.models.fused_decoding import FusedDecoder
+    from ecva_core.models.decoding import FusedDecoder, StaticDecoder
 
     question = "What is the result?"
     plain = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu").answer(clip_path, question,
@@ -376,7 +375,7 @@ def test_incomplete_projector_weights_are_a_load_error(lora_ckpt, tmp_path: Path
 
 def test_warm_up_compiles_the_step_the_first_answer_uses(lora_ckpt, clip_path: Path, monkeypatch) -> None:
     from ecva_core.models import decoding
-    from ecva_core.models.fused_decoding import FusedDecoder
+    from ecva_core.models.decoding import FusedDecoder
 
     question = "What is the result?"
     plain = load_model(f"anomshield:{lora_ckpt.checkpoint}", device="cpu").answer(clip_path, question,

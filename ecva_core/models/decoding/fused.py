@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecva_core.models.decoding import DecoderLoop, compile_decode_step
+from ecva_core.models.decoding.loop import DecoderLoop, compile_decode_step
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3", "yarn")  # position-independent tables
