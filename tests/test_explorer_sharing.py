@@ -212,3 +212,24 @@ def test_a_rejected_upload_is_logged_with_its_reason(plain_data: Path, served_on
     entries = _log()
     assert [e["outcome"] for e in entries] == ["rejected"]
     assert "row 1" in entries[0]["detail"] and entries[0]["file_name"] == "bad.json"
+
+
+def test_a_version_4_database_gains_the_upload_log_and_logging_changes_no_score(tmp_path: Path) -> None:
+    import sqlite3
+
+    from ecva_core.results.db import ResultsDB
+    from ecva_core.results.migrations import migrate
+
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=4)
+    conn.execute("INSERT INTO models (name, created) VALUES ('kept', '2025-01-01')")
+    conn.close()
+    db = ResultsDB(path)
+    version = db.data_version()
+    db.log_upload("denied: wrong submit token", client="10.0.0.7", detail="x" * 2000)
+    db.log_upload("scored", model="m", file_name="a.json", file_hash="ab" * 32, client="10.0.0.8")
+    assert db.data_version() == version and [m["model"] for m in db.models()] == ["kept"]
+    newest, oldest = db.upload_log()
+    assert (newest["outcome"], newest["model"], newest["client"]) == ("scored", "m", "10.0.0.8")
+    assert oldest["client"] == "10.0.0.7" and len(oldest["detail"]) == 500 and oldest["time"]
