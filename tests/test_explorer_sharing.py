@@ -233,3 +233,23 @@ def test_a_version_4_database_gains_the_upload_log_and_logging_changes_no_score(
     newest, oldest = db.upload_log()
     assert (newest["outcome"], newest["model"], newest["client"]) == ("scored", "m", "10.0.0.8")
     assert oldest["client"] == "10.0.0.7" and len(oldest["detail"]) == 500 and oldest["time"]
+
+
+@pytest.mark.parametrize("kind", ["deep_array", "nul_byte"])
+def test_a_malformed_upload_shows_its_error_and_is_logged(
+    plain_data: Path, served_on, tmp_path: Path, kind: str
+) -> None:
+    from tests.submissions.generated import generate
+
+    if kind == "nul_byte":
+        name, data = "answers.csv", (Path(__file__).parent / "submissions" / "malformed" / "nul_byte.csv").read_bytes()
+    else:
+        name, data = "answers.json", generate(kind, tmp_path, "deep.json").read_bytes()
+    served_on("127.0.0.1")
+    at = _submit_page()
+    at.file_uploader(key="sub_file").set_value((name, data, "application/octet-stream")).run()
+    assert not at.exception
+    assert any("rejected" in e.value for e in at.error)
+    problems = " ".join(at.dataframe[0].value["problem"])
+    assert ("nested too deeply" if kind == "deep_array" else "NUL byte") in problems
+    assert [e["outcome"] for e in _log()] == ["rejected"]

@@ -105,7 +105,10 @@ def test_bad_video_through_the_cli_and_a_chat_model(bad_videos, tmp_path: Path, 
     path = bad_videos[name]
     result = CliRunner().invoke(cli, ["frames", str(path), "--num-frames", "4", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "Traceback" not in result.output and path.name in result.output
-    model = load_model("openai:stub-vlm@http://127.0.0.1:9/v1")
+    spec = "openai:stub-vlm@http://127.0.0.1:9/v1"
+    result = CliRunner().invoke(cli, ["chat", "--model", spec, "--video", str(path), "--question", "What?"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and EXPECTED[name] in result.output
+    model = load_model(spec)
     with pytest.raises(VideoError, match=EXPECTED[name]):
         list(model.chat(path, [{"role": "user", "content": "What happened?"}]))
 
