@@ -263,6 +263,12 @@ def build_app(dataset: Dataset, model_spec: str | None = None,
     return demo
 
 
+def server_options() -> dict[str, Any]:
+    """Gradio server settings the app always runs with: uploads over the clip size limit are refused
+    by the server while they stream in (413), before the app sees them."""
+    return {"max_file_size": f"{max_video_upload_mb():g}mb"}
+
+
 def launch(
     model_spec: str | None = None, port: int | None = None, data: Path | None = None, host: str = "127.0.0.1",
     model_options: Mapping[str, Any] | None = None,
@@ -278,5 +284,5 @@ def launch(
         server_port=port,
         show_error=False,
         inbrowser=False,
-        max_file_size=f"{max_video_upload_mb():g}mb",
+        **server_options(),
     )

@@ -205,3 +205,34 @@ def test_explorer_previews_stay_in_the_cache_whatever_the_name(tmp_path: Path, i
         assert Path(media.thumbnail_path(name, 0.5)).parent == cache / "thumbnails"
     with pytest.raises(EcvaError):
         media.preview_path("../../x\0.mp4")
+
+
+def test_the_chat_app_server_refuses_an_upload_over_the_limit_while_it_streams(
+    demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.client
+    import socket
+
+    from apps.chat_app import build_app, server_options
+    from ecva_core.dataset import load_dataset
+
+    monkeypatch.setenv("ECVA_MAX_VIDEO_MB", "1")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = build_app(load_dataset(demo_dataset_dir))
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **server_options())
+    try:
+        statuses = []
+        for size in (200_000, 3 * 1024 * 1024):
+            body = (
+                b'--x\r\nContent-Disposition: form-data; name="files"; filename="clip.mp4"\r\n'
+                b"Content-Type: video/mp4\r\n\r\n" + b"\0" * size + b"\r\n--x--\r\n"
+            )
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("POST", "/gradio_api/upload", body, {"Content-Type": "multipart/form-data; boundary=x"})
+            statuses.append(conn.getresponse().status)
+            conn.close()
+    finally:
+        app.close()
+    assert statuses == [200, 413]
