@@ -154,13 +154,16 @@ def test_a_wrong_token_cannot_upload_and_is_logged(
     assert not at.exception
     assert any("not right" in w for w in _warnings(at))
     assert not at.get("file_uploader")
+    at.run()
+    at.text_input(key="sub_token").set_value("lab-secret-guess-2").run()
     entries = _log()
-    assert [e["outcome"] for e in entries] == ["denied: wrong submit token"]
+    assert [e["outcome"] for e in entries] == ["denied: wrong submit token"] * 2
     from ecva_core.config import get_settings
 
     db = get_settings().db_path
     stored = b"".join(p.read_bytes() for p in db.parent.glob(f"{db.name}*"))
     assert b"lab-secret-guess" not in stored and TOKEN.encode() not in stored
+    assert not at.get("file_uploader")
 
 
 def test_the_right_token_uploads_and_sees_the_log(plain_data: Path, served_on, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,10 +87,13 @@ def _client() -> str:
     return address if isinstance(address, str) else ""
 
 
-def _log(outcome: str, *, model: str = "", file_name: str = "", file_hash: str = "", detail: str = "") -> None:
-    """Write one upload-log entry, once per session for the same upload and outcome (pages rerun often)."""
+def _log(
+    outcome: str, *, model: str = "", file_name: str = "", file_hash: str = "", detail: str = "", attempt: str = ""
+) -> None:
+    """Write one upload-log entry, once per session for the same upload, outcome and ``attempt`` (pages rerun
+    often; ``attempt`` tells apart tries that log the same fields and is kept in this session only)."""
     logged = st.session_state.setdefault("sub_logged", set())
-    key = (outcome, file_hash, model, detail)
+    key = (outcome, file_hash, model, detail, attempt)
     if key in logged:
         return
     logged.add(key)
@@ -108,7 +111,11 @@ def _access() -> SubmitAccess:
         given = st.text_input("Submit token", type="password", key="sub_token") or None
     access = submit_access(address, given, sharing)
     if given and not access.can_submit:
-        _log("denied: wrong submit token", detail="an upload was refused: the submit token did not match")
+        _log(
+            "denied: wrong submit token",
+            detail="an upload was refused: the submit token did not match",
+            attempt=upload_digest(given.encode("utf-8")),
+        )
     return access
 
 
