@@ -159,6 +159,7 @@ def test_a_200_mb_clip_is_refused_by_its_size_before_it_is_read(tmp_path: Path, 
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+        big.unlink()
     assert peak < 10 * 1024 * 1024
 
 
