@@ -393,7 +393,9 @@ def _apptest_process(*flags: str) -> dict:
     import subprocess
 
     command = [sys.executable, __file__, "--render-once", *flags]
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the render helper process exited with status {out.returncode}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -487,7 +489,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if "--render-once" in sys.argv and "--page" in sys.argv:
+    if {"-h", "--help"} & set(sys.argv):
+        print(__doc__)
+    elif "--render-once" in sys.argv and "--page" in sys.argv:
         render_page_once(sys.argv[sys.argv.index("--page") + 1])
     elif "--render-once" in sys.argv:
         render_once()

@@ -10,17 +10,25 @@ The baseline runs on a subset of videos and is extrapolated linearly (it is a st
 equal rounds). Our engine posts through aiohttp (ecva_core/metrics/judge/client.py); its CPU time
 per call is reported, since on a small machine that CPU, not the 50 ms, bounds its throughput.
 The floor column is the least time the latency alone allows at that concurrency (calls x latency
-/ concurrency). Run from the repository root: ``.venv/bin/python -m benchmarks.bench_judge``.
+/ concurrency). Run from the repository root: ``python benchmarks/bench_judge.py``.
+
+The stub runs in a child process started as ``python -m benchmarks.bench_judge --serve-stub`` from the
+repository root (so the child can import ``tests.openai_stub``); it answers on its stdin and stdout.
+Should the child die, the benchmark stops with its exit status and error output instead of waiting.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
+import queue
 import re
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,21 +55,88 @@ OFFICIAL_REPLIES = {
 }
 
 
-def _serve(latency_s: float, conn: Any) -> None:
-    """The stub in its own process: official prompts get official-format replies, ours JSON verdicts."""
+REPO = Path(__file__).resolve().parents[1]
+HELPER_TIMEOUT_S = 60.0
+
+
+class HelperError(RuntimeError):
+    """A helper process exited, or did not answer in time; the message carries its last error output."""
+
+
+class Helper:
+    """A child process spoken to by lines on its stdin and stdout; its first line says it is ready.
+
+    Every read waits at most ``timeout_s`` and raises :class:`HelperError` as soon as the child's
+    stdout closes (it exited), so a benchmark whose helper dies stops instead of waiting forever.
+    """
+
+    def __init__(self, command: list[str], name: str, cwd: Path = REPO, timeout_s: float = HELPER_TIMEOUT_S) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._errors: deque[str] = deque(maxlen=20)
+        self.proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self._lines.put), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self._errors.append), daemon=True).start()
+        self.ready_line = self._next_line()
+
+    @staticmethod
+    def _pump(stream: Any, sink: Callable[[Any], None]) -> None:
+        for line in stream:
+            sink(line.rstrip("\n"))
+        sink(None)
+
+    def _next_line(self) -> str:
+        try:
+            line = self._lines.get(timeout=self.timeout_s)
+        except queue.Empty:
+            self.close()
+            raise HelperError(f"{self.name} did not answer within {self.timeout_s:g} s") from None
+        if line is None:
+            status = self.proc.wait(timeout=10)
+            time.sleep(0.1)  # let the error reader drain the child's last words
+            tail = "\n".join(e for e in self._errors if e) or "(no error output)"
+            raise HelperError(f"{self.name} exited with status {status} before answering:\n{tail}")
+        return line
+
+    def ask(self, request: str) -> str:
+        """Send one line and return the child's one-line answer."""
+        try:
+            self.proc.stdin.write(request + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the child is gone; reading its answer reports how it ended
+        return self._next_line()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def serve_stub(latency_s: float) -> None:
+    """The child: the stub, official prompts getting official-format replies and ours JSON verdicts."""
     from tests.openai_stub import OpenAIStub, Reply
 
     stub = OpenAIStub(default=Reply.verdict(latency_s), record_bodies=False)
     for judge, prompt in OFFICIAL_PROMPTS.items():
         stub.add_rule(_system_is(prompt), Reply.verdict(latency_s, content=OFFICIAL_REPLIES[judge]))
-    conn.send(stub.base_url)
-    while True:
-        cmd = conn.recv()
-        if cmd == "calls":
-            conn.send(stub.calls)
-        elif cmd == "stop":
-            stub.close()
-            return
+    print(stub.base_url, flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "calls":
+            print(stub.calls, flush=True)
+        elif command == "stop":
+            break
+    stub.close()
 
 
 def _system_is(prompt: str) -> Callable[[dict[str, Any]], bool]:
@@ -73,20 +148,25 @@ def _system_is(prompt: str) -> Callable[[dict[str, Any]], bool]:
 
 
 class StubProcess:
+    """The stub in its own process, so its threads do not share this process's CPU time and GIL."""
+
     def __init__(self, latency_s: float) -> None:
-        ctx = mp.get_context("fork")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(latency_s, child), daemon=True)
-        self._proc.start()
-        self.base_url: str = self._conn.recv()
+        module = "benchmarks.bench_judge"
+        command = [sys.executable, "-m", module, "--serve-stub", "--latency-ms", str(latency_s * 1000.0)]
+        self._helper = Helper(command, "the stub server (python -m benchmarks.bench_judge --serve-stub)")
+        self.base_url: str = self._helper.ready_line
 
     def calls(self) -> int:
-        self._conn.send("calls")
-        return int(self._conn.recv())
+        return int(self._helper.ask("calls"))
 
     def stop(self) -> None:
-        self._conn.send("stop")
-        self._proc.join(timeout=10)
+        try:
+            self._helper.proc.stdin.write("stop\n")
+            self._helper.proc.stdin.flush()
+            self._helper.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self._helper.close()
 
 
 def _items(n_videos: int) -> list[dict[str, Any]]:
@@ -227,7 +307,11 @@ def main() -> None:
     parser.add_argument("--baseline-videos", type=int, default=50, help="subset for the baseline (extrapolated)")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--serve-stub", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_stub:
+        serve_stub(args.latency_ms / 1000.0)
+        return
 
     stub = StubProcess(args.latency_ms / 1000.0)
     _warm_imports()

@@ -19,6 +19,7 @@ from ecva_core.dataset import Dataset, load_dataset
 from ecva_core.errors import EcvaError
 from ecva_core.models import session
 from ecva_core.schema import Task
+from ecva_core.video.uploads import VIDEO_UPLOAD_SUFFIXES, max_video_upload_mb
 
 log = logging.getLogger("ecva.chat_app")
 
@@ -106,10 +107,9 @@ class ChatApp:
         if not file_path:
             return None, "", {}, gr.update(interactive=False), "Upload a clip or pick one."
         try:
-            from ecva_core.video import browser_preview, probe_video
+            from ecva_core.video import browser_preview, check_video_upload
 
-            probe_video(Path(file_path))
-            preview = browser_preview(Path(file_path))
+            preview = browser_preview(check_video_upload(file_path))
         except Exception as exc:
             return None, "", {}, gr.update(interactive=False), f"⚠️ {html.escape(_error_text(exc))}"
         clip = {"video_id": None, "path": file_path, "annotation": "*Uploaded clip: no expert annotation.*"}
@@ -190,7 +190,11 @@ def build_app(dataset: Dataset, model_spec: str | None = None,
                         value="",
                     )
                 clip_picker = gr.Dropdown(label="Clip", choices=[(e.label, e.video_id) for e in initial], value=None)
-                upload = gr.File(label="…or upload a clip", file_types=["video"], type="filepath")
+                upload = gr.File(
+                    label=f"…or upload a clip (up to {max_video_upload_mb():g} MB)",
+                    file_types=list(VIDEO_UPLOAD_SUFFIXES),
+                    type="filepath",
+                )
                 player = gr.Video(label="Clip", interactive=False)
                 hide = gr.Checkbox(label="Hide annotation (blind test)", value=False)
                 annotation = gr.Markdown()
@@ -259,6 +263,12 @@ def build_app(dataset: Dataset, model_spec: str | None = None,
     return demo
 
 
+def server_options() -> dict[str, Any]:
+    """Gradio server settings the app always runs with: uploads over the clip size limit are refused
+    by the server while they stream in (413), before the app sees them."""
+    return {"max_file_size": f"{max_video_upload_mb():g}mb"}
+
+
 def launch(
     model_spec: str | None = None, port: int | None = None, data: Path | None = None, host: str = "127.0.0.1",
     model_options: Mapping[str, Any] | None = None,
@@ -269,4 +279,10 @@ def launch(
     model_spec = model_spec or get_settings().chat_model
     dataset = load_dataset(data)
     app = build_app(dataset, model_spec, model_options)
-    app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=False, inbrowser=False)
+    app.queue(default_concurrency_limit=4).launch(
+        server_name=host,
+        server_port=port,
+        show_error=False,
+        inbrowser=False,
+        **server_options(),
+    )

@@ -9,6 +9,7 @@ dataset and database choices travel to it through ``ECVA_DATA`` / ``ECVA_DB``.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -17,11 +18,19 @@ import click
 
 from ecva_apps.explorer import APP_SCRIPT
 from ecva_core.cli.options import common, data_option, db_option, fast_decode_option, log
+from ecva_core.config import get_settings
 from ecva_core.errors import ConfigError
+from ecva_core.sharing import SUBMIT_TOKEN_VAR, sharing_settings, submit_access
 
 
-def explorer_command(port: int, address: str = "127.0.0.1") -> list[str]:
-    """The ``streamlit run`` command line for the explorer, headless and without telemetry."""
+def explorer_command(port: int, address: str = "127.0.0.1", max_upload_mb: float | None = None) -> list[str]:
+    """The ``streamlit run`` command line for the explorer, headless and without telemetry.
+
+    Streamlit's own protections are set explicitly so no config file turns them off: XSRF
+    protection on, and the server refuses an upload over the submission size limit before reading it.
+    """
+    if max_upload_mb is None:
+        max_upload_mb = get_settings().max_submission_mb
     return [
         sys.executable,
         "-m",
@@ -34,6 +43,9 @@ def explorer_command(port: int, address: str = "127.0.0.1") -> list[str]:
         "--browser.gatherUsageStats=false",
         "--server.fileWatcherType=none",
         "--global.developmentMode=false",
+        "--server.enableXsrfProtection=true",
+        "--server.enableCORS=true",
+        f"--server.maxUploadSize={max(1, math.ceil(max_upload_mb))}",
     ]
 
 
@@ -62,6 +74,9 @@ def explorer(port: int, address: str, data_path: Path | None, db_path: Path | No
     """Start the benchmark explorer (leaderboard, questions, compare, submit, dataset)."""
     env = explorer_env(data_path, db_path)
     log(f"explorer: http://{address}:{port}  (Ctrl+C to stop)")
+    access = submit_access(address, None, sharing_settings())
+    if not access.can_submit and not access.needs_token:
+        log(f"the Submit page is read-only: {SUBMIT_TOKEN_VAR} is not set and {address} is not loopback")
     command = explorer_command(port, address)
     # Become the Streamlit server rather than its parent: stopping this process then stops the
     # app, and no orphaned server outlives a terminal, a supervisor or a test that ends it.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +41,9 @@ def scored_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def app_env(scored_demo: tuple[Path, Path], isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def app_env(
+    scored_demo: tuple[Path, Path], isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Point the app at the demo data and a private copy of the scored DB."""
     demo, template = scored_demo
     db = isolated_home / "results.db"
@@ -47,7 +51,12 @@ def app_env(scored_demo: tuple[Path, Path], isolated_home: Path, monkeypatch: py
     shutil.copy(template, db)
     monkeypatch.setenv("ECVA_DATA", str(demo))
     monkeypatch.setenv("ECVA_DB", str(db))
-    return demo
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")  # as `ecva serve explorer` serves it: loopback
+    yield demo
+    config.set_option("server.address", before)
 
 
 def _app():
@@ -281,6 +290,8 @@ def test_serve_passes_data_and_db_to_the_app_process(tmp_path: Path) -> None:
     command = explorer_command(8599)
     assert str(APP_SCRIPT) in command and "--server.headless=true" in command
     assert "--server.port=8599" in command and "--server.address=127.0.0.1" in command
+    assert "--server.enableXsrfProtection=true" in command
+    assert f"--server.maxUploadSize={math.ceil(get_settings().max_submission_mb)}" in command
     env = explorer_env(tmp_path, tmp_path / "r.db")
     assert env["ECVA_DATA"] == str(tmp_path.resolve()) and env["ECVA_DB"] == str((tmp_path / "r.db").resolve())
     with pytest.raises(ConfigError, match="no such file"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from ecva_core.results.submission import (
     validate_submission,
 )
 from ecva_core.schema import PredictionStatus, Task
+from tests.submissions.generated import GENERATORS, generate
 from tests.submissions.tiny import answer_rows, load_tiny
 
 CORPUS = Path(__file__).parent / "submissions"
@@ -36,12 +38,33 @@ def _write(path: Path, rows: object) -> Path:
 
 def test_corpus_is_large_enough() -> None:
     assert len(EXPECTATIONS) >= 25
-    assert {e["file"] for e in EXPECTATIONS} == {p.name for p in (CORPUS / "malformed").iterdir()}
+    committed = {e["file"] for e in EXPECTATIONS if not e["generated"]}
+    assert committed == {p.name for p in (CORPUS / "malformed").iterdir()}
+    assert {e["generated"] for e in EXPECTATIONS if e["generated"]} == set(GENERATORS)
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Path]]:
+    """A committed malformed file, or a big or deep one written for this test (removed afterwards: a
+    200 MB file should not linger in pytest's kept temporary folders)."""
+    made: list[Path] = []
+
+    def get(case: dict[str, str]) -> Path:
+        if not case["generated"]:
+            return CORPUS / "malformed" / case["file"]
+        made.append(generate(case["generated"], tmp_path / "generated", case["file"]))
+        return made[-1]
+
+    yield get
+    for path in made:
+        path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("case", EXPECTATIONS, ids=[e["file"] for e in EXPECTATIONS])
-def test_malformed_submission_is_rejected_and_stores_nothing(case: dict[str, str], dataset, tmp_path: Path) -> None:
-    path = CORPUS / "malformed" / case["file"]
+def test_malformed_submission_is_rejected_and_stores_nothing(
+    case: dict[str, str], dataset, tmp_path: Path, corpus_file
+) -> None:
+    path = corpus_file(case)
     db = ResultsDB(tmp_path / "results.db")
     before = (db.data_version(), db.models())
     with pytest.raises(SubmissionRejected) as info:
@@ -55,6 +78,39 @@ def test_malformed_submission_is_rejected_and_stores_nothing(case: dict[str, str
     assert str(path) in str(info.value)
     assert (db.data_version(), db.models()) == before
     assert db.scores_frame().empty and db.predictions_frame().empty
+
+
+@pytest.mark.parametrize("case", EXPECTATIONS, ids=[e["file"] for e in EXPECTATIONS])
+def test_ecva_score_on_a_malformed_file_prints_the_error_not_a_traceback(
+    case: dict[str, str], dataset, tmp_path: Path, corpus_file
+) -> None:
+    from click.testing import CliRunner
+
+    from ecva_core.cli.main import cli
+
+    path = corpus_file(case)
+    args = ["score", str(path), "--model", "m", "--no-judge", "--data", str(dataset.annotation_file)]
+    args += ["--db", str(tmp_path / "r.db")] + (["--task", case["task"]] if case["task"] else [])
+    env = {"ECVA_MAX_SUBMISSION_MB": case["max_mb"]} if case["max_mb"] else {}
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and str(path) in result.output and "rejected" in result.output
+
+
+def test_a_200_mb_submission_is_refused_before_it_is_read(dataset, tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = generate("upload_200mb", tmp_path, "answers.json")
+    assert path.stat().st_size > 200 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        report = validate_submission(path, dataset)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        path.unlink()
+    assert [p.code for p in report.errors] == ["oversize"] and "ECVA_MAX_SUBMISSION_MB" in str(report.errors[0])
+    assert peak < 10 * 1024 * 1024
 
 
 def _settings(case: dict[str, str]):

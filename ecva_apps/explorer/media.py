@@ -14,7 +14,7 @@ def preview_path(video: str) -> str:
     """An H.264 MP4 of the clip that a browser can play."""
     from ecva_core.video import browser_preview
 
-    return str(browser_preview(Path(video), cache_dir=state.settings().cache_dir / "previews"))
+    return str(browser_preview(Path(video), cache_dir=state.settings().cache_dir))
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
@@ -22,4 +22,4 @@ def thumbnail_path(video: str, at: float | None) -> str:
     """A JPEG still of the clip (at the first annotated moment when there is one)."""
     from ecva_core.video import thumbnail
 
-    return str(thumbnail(Path(video), cache_dir=state.settings().cache_dir / "thumbnails", at=at, width=320))
+    return str(thumbnail(Path(video), cache_dir=state.settings().cache_dir, at=at, width=320))

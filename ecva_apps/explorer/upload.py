@@ -56,6 +56,11 @@ def check_model_name(name: str) -> str:
     return name
 
 
+def upload_digest(data: bytes) -> str:
+    """The sha256 of an upload's bytes: its identity in the results and the upload log."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def stage_upload(data: bytes, filename: str, settings: Settings) -> tuple[Path, str]:
     """Check type and size, then write the bytes to ``cache_dir/uploads/<hash>.<ext>``."""
     ext = upload_extension(filename)
@@ -67,7 +72,7 @@ def stage_upload(data: bytes, filename: str, settings: Settings) -> tuple[Path, 
         )
     if not data.strip():
         raise SubmissionError(f"{filename!r} is empty: upload the file with the model's answers")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = upload_digest(data)
     folder = settings.cache_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     # Keep a sanitised stem: older one-task-per-file submissions name their task in the file name.

@@ -13,9 +13,13 @@ from ecva_core.errors import ConfigError, DataError
 
 
 def resolve_video(video: str, data_path: Path | None) -> Path:
-    """A file path, or a video id (``662`` / ``00662.mp4``) looked up in the dataset."""
+    """A file path, or a video id (``662`` / ``00662.mp4``) looked up in the dataset; a file that is not
+    a readable video fails here, before a model is loaded."""
+    from ecva_core.video import probe_video
+
     candidate = Path(video).expanduser()
     if candidate.is_file():
+        probe_video(candidate)
         return candidate
     from ecva_core.dataset import load_dataset
     from ecva_core.schema import canonical_video_id
@@ -30,6 +34,7 @@ def resolve_video(video: str, data_path: Path | None) -> Path:
     path = dataset.video_path(video_id)
     if path is None:
         raise DataError(f"video {video_id} is annotated in {dataset.name} but its file is missing")
+    probe_video(path)
     return path
 
 

@@ -112,6 +112,8 @@ def _rows_from_table(rows: Iterator[tuple[object, ...]], path: Path) -> Iterator
         mapping = _map_header(row)
         if _is_header(mapping) or number >= 10:
             break
+    if number == 0:
+        raise DataError(f"{path}: the file holds no rows. Use the official sheet or a CSV with its columns.")
     if not _is_header(mapping):
         raise DataError(
             f"{path}: no header row with a video id column was found in the first {number} rows. "
@@ -137,6 +139,13 @@ def _xlsx_rows(path: Path) -> Iterator[_Row]:
     try:
         sheet = workbook.worksheets[0]
         yield from _rows_from_table(sheet.iter_rows(values_only=True), path)
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged sheet fails while it is read: bad XML, a bad zip member, a CRC error
+        raise DataError(
+            f"{path}: the workbook is damaged and cannot be read to the end ({type(exc).__name__}: {exc}). "
+            "Export the sheet again."
+        ) from exc
     finally:
         workbook.close()
 
@@ -322,6 +331,10 @@ def _json_records(path: Path) -> list[dict[str, object]]:
         data = json.loads(_decode(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg}). Fix or re-export it.") from exc
+    except RecursionError:
+        raise DataError(
+            f"{path}: the JSON is nested too deeply to be annotations (a list of flat records is expected)."
+        ) from None
     if isinstance(data, dict):
         data = next(
             (v for k, v in data.items() if k in ("data", "annotations", "records") and isinstance(v, list)), data

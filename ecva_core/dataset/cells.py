@@ -256,7 +256,7 @@ def parse_key_phrases(value: object) -> tuple[list[str], list[str]]:
         phrases = _as_phrase_list(json.loads(text))
         if phrases is None:
             raise ValueError("not a list of strings")
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             phrases = _as_phrase_list(ast.literal_eval(text))
         except (ValueError, SyntaxError, MemoryError, RecursionError):

@@ -273,6 +273,30 @@ class ResultsDB:
             cur = conn.execute("DELETE FROM models WHERE name = ?", (model,))
             return cur.rowcount > 0
 
+    def log_upload(
+        self, outcome: str, *, model: str = "", file_name: str = "", file_hash: str = "", client: str = "",
+        detail: str = "",
+    ) -> int:
+        """Append one entry to the upload log (never a token); it changes no score, so no data version bump."""
+        with self._connection() as conn:
+            cur = conn.execute(
+                "INSERT INTO upload_log (created, model, file_name, file_hash, client, outcome, detail)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (now(), model[:200], file_name[:200], file_hash, client[:100], outcome, detail[:500]),
+            )
+            return int(cur.lastrowid or 0)
+
+    def upload_log(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The latest ``limit`` upload log entries, newest first."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT created, model, file_name, file_hash, client, outcome, detail FROM upload_log"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        names = ("time", "model", "file_name", "file_hash", "client", "outcome", "detail")
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
     # --- reading -------------------------------------------------------------------------------
 
     def models(self) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,13 +91,26 @@ def import_results(
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"file not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".csv":
-        name, submissions = _from_csv(text, path)
-    else:
-        name, submissions = _from_json(text, path)
-    target = model or name
-    counts = db.load_model(target, submissions)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(
+            f"{path} is not UTF-8 text (byte {exc.start}); import a file written by `ecva results export`"
+        ) from None
+    if "\x00" in text:
+        raise ResultsError(f"{path} holds a NUL byte: it is corrupt or not an ECVA results export")
+    try:
+        if path.suffix.lower() == ".csv":
+            name, submissions = _from_csv(text, path)
+        else:
+            name, submissions = _from_json(text, path)
+        target = model or name
+        counts = db.load_model(target, submissions)
+    except (KeyError, TypeError, ValueError, AttributeError, csv.Error, sqlite3.IntegrityError) as exc:
+        # Every write is one transaction, so a malformed export stores nothing.
+        raise ResultsError(
+            f"{path} is not a well-formed ECVA results export ({type(exc).__name__}: {exc}); nothing was stored"
+        ) from None
     if dataset is not None:
         warm_after_write(db, dataset, target, cache_dir or get_settings().cache_dir)
     return {"model": target, "file": str(path), **counts}
@@ -126,6 +140,8 @@ def _from_json(text: str, path: Path) -> tuple[str, list[dict[str, Any]]]:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ResultsError(f"{path} is nested too deeply to be an ECVA results export") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ResultsError(f"{path} is not an ECVA results export (made by `ecva results export`)")
     if int(payload.get("version", 0)) > FORMAT_VERSION:

@@ -129,6 +129,20 @@ MIGRATIONS: dict[int, list[str]] = {
             )
         ),
     ],
+    # Upload log of the explorer's Submit page: who uploaded what and what became of it, shown to whoever
+    # holds the submit token. Writing it does not bump the data version (no score or answer changes).
+    5: [
+        """CREATE TABLE upload_log (
+            id INTEGER PRIMARY KEY,
+            created TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            file_name TEXT NOT NULL DEFAULT '',
+            file_hash TEXT NOT NULL DEFAULT '',
+            client TEXT NOT NULL DEFAULT '',
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+    ],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

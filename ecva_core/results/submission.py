@@ -238,8 +238,15 @@ def _decode(raw: bytes, problems: list[Problem]) -> str:
             return raw.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise _Abort(Problem(None, "", f"invalid UTF-16 at byte {exc.start}", "encoding")) from None
-    if b"\x00" in raw[:1024]:
+    nul = raw.find(b"\x00")
+    if 0 <= nul < 1024:
         raise _Abort(Problem(None, "", "the file is binary, not a text submission", "encoding"))
+    if nul >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        raise _Abort(Problem(
+            None, "", f"a NUL byte at byte {nul} (line {line}): the file is corrupt or not a text submission",
+            "nul_byte",
+        ))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -260,6 +267,8 @@ def _parse(text: str, fmt: str) -> tuple[list[Any], str]:
         return _parse_jsonl(text), fmt
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise _Abort(_too_deep(None)) from None
     except json.JSONDecodeError as exc:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) > 1 and all(ln.lstrip().startswith("{") for ln in lines[:2]):
@@ -275,6 +284,13 @@ def _parse(text: str, fmt: str) -> tuple[list[Any], str]:
     return data, fmt
 
 
+def _too_deep(row: int | None, where: str = "") -> Problem:
+    return Problem(
+        row, "", f"the JSON {where}is nested too deeply to be a submission (expected a list of flat answer objects)",
+        "too_deep",
+    )
+
+
 def _parse_jsonl(text: str) -> list[Any]:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -282,6 +298,8 @@ def _parse_jsonl(text: str) -> list[Any]:
             continue
         try:
             records.append(json.loads(line))
+        except RecursionError:
+            raise _Abort(_too_deep(len(records) + 1, f"line {number} ")) from None
         except json.JSONDecodeError as exc:
             raise _Abort(Problem(
                 len(records) + 1, "", f"line {number} is not valid JSON: {exc.msg} (column {exc.colno})",

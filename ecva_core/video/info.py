@@ -48,11 +48,15 @@ class FrameTable:
 def check_file(path: Path | str) -> Path:
     """Fail early, naming the file, when it is missing, not a file, or empty."""
     path = Path(path)
-    if not path.exists():
-        raise VideoError(f"video file not found: {path}")
-    if not path.is_file():
-        raise VideoError(f"not a video file (it is a directory or a device): {path}")
-    if path.stat().st_size == 0:
+    try:
+        if not path.exists():
+            raise VideoError(f"video file not found: {path}")
+        if not path.is_file():
+            raise VideoError(f"not a video file (it is a directory or a device): {path}")
+        size = path.stat().st_size
+    except (ValueError, OSError) as exc:  # a NUL in the name, a name too long for the file system
+        raise VideoError(f"cannot use {str(path)!r} as a video file: {exc}") from None
+    if size == 0:
         raise VideoError(f"video file is empty (0 bytes): {path}; re-download or re-export it")
     return path
 
@@ -65,7 +69,7 @@ def open_input(path: Path) -> tuple[Any, Any]:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise VideoError(
-            f"cannot read video {path}: the file is corrupt or not a video format FFmpeg knows ({exc})"
+            f"cannot read video {path}: the file is corrupt, truncated or not a video format FFmpeg knows ({exc})"
         ) from exc
     if not container.streams.video:
         container.close()
@@ -97,12 +101,24 @@ def scan_frames(container: Any, stream: Any, path: Path) -> FrameTable:
         raise VideoError(f"cannot read video {path}: the file is corrupt ({exc})") from exc
     if not pts:
         raise VideoError(f"video {path} contains no frames; the file is corrupt or truncated")
+    declared = int(stream.frames or 0)
+    if declared > len(pts) and _indexed_container(container):
+        raise VideoError(
+            f"video {path} is truncated: its index lists {declared} frames but the file holds only {len(pts)}; "
+            "re-download or re-export it"
+        )
     pts.sort()
     keys.sort()
     if not keys or keys[0] > pts[0]:
         keys.insert(0, pts[0])
     time_base = stream.time_base or Fraction(1, 1)
     return FrameTable(pts=pts, keyframe_pts=keys, time_base=Fraction(time_base))
+
+
+def _indexed_container(container: Any) -> bool:
+    """MP4/MOV files carry a sample table listing every frame, so fewer frames than listed means truncation."""
+    names = set(str(container.format.name or "").split(","))
+    return bool(names & {"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
 
 
 def stream_fps(stream: Any, table: FrameTable) -> float:

@@ -70,13 +70,14 @@ def read_pyav(path: Path, wanted: list[int], table: FrameTable) -> dict[int, np.
         ctx.thread_type = "AUTO"
         ctx.thread_count = decoder_threads()
         try:
-            return _seek_and_decode(container, stream, wanted, table)
-        except _Mismatch:
-            container.seek(0, stream=stream, backward=True)
-            ctx.skip_frame = "DEFAULT"
-            return _decode_sequential(container, stream, wanted)
+            try:
+                return _seek_and_decode(container, stream, wanted, table)
+            except _Mismatch:
+                container.seek(0, stream=stream, backward=True)
+                ctx.skip_frame = "DEFAULT"
+                return _decode_sequential(container, stream, wanted)
         except av.error.FFmpegError as exc:
-            raise VideoError(f"cannot decode video {path}: {exc}") from exc
+            raise VideoError(f"cannot decode video {path}: the file is corrupt or truncated ({exc})") from exc
     finally:
         container.close()
 

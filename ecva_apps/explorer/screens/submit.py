@@ -1,18 +1,30 @@
-"""Submit page: upload a submission, read its validation report, then score it with a live progress bar."""
+"""Submit page: upload a submission, read its validation report, then score it with a live progress bar.
+
+Who may upload, and whether an upload may use the judge, is decided by ``ecva_core.sharing``; every
+upload is written to the results database's upload log, shown here to whoever may submit.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, md_escape
-from ecva_apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, check_model_name, validate_upload
+from ecva_apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, check_model_name, upload_digest, validate_upload
 from ecva_core.errors import EcvaError
 from ecva_core.results import queries
 from ecva_core.results.submission import DEFAULT_PROBE
 from ecva_core.schema import Task
+from ecva_core.sharing import SubmitAccess, judge_budget, sharing_settings, submit_access
+
+if TYPE_CHECKING:
+    from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+    from ecva_core.config import Settings
+    from ecva_core.dataset import Dataset
 
 AUTO = "from the file"
 STAGES = {
@@ -69,7 +81,56 @@ def _report(staged: StagedUpload) -> None:
         st.success("The file is valid.")
 
 
-def _score(staged: StagedUpload, model: str, task: str | None, probe: str | None) -> None:
+def _client() -> str:
+    """The visitor's address as Streamlit reports it (empty where it does not)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else ""
+
+
+def _log(
+    outcome: str, *, model: str = "", file_name: str = "", file_hash: str = "", detail: str = "", attempt: str = ""
+) -> None:
+    """Write one upload-log entry, once per session for the same upload, outcome and ``attempt`` (pages rerun
+    often; ``attempt`` tells apart tries that log the same fields and is kept in this session only)."""
+    logged = st.session_state.setdefault("sub_logged", set())
+    key = (outcome, file_hash, model, detail, attempt)
+    if key in logged:
+        return
+    logged.add(key)
+    state.open_db().log_upload(
+        outcome, model=model, file_name=file_name, file_hash=file_hash, client=_client(), detail=detail
+    )
+
+
+def _access() -> SubmitAccess:
+    """Ask the library whether this visitor may upload; on a shared explorer, with the token typed here."""
+    sharing = sharing_settings()
+    address = st.get_option("server.address")
+    given = None
+    if sharing.submit_token and not submit_access(address, None, sharing).can_submit:
+        given = st.text_input("Submit token", type="password", key="sub_token") or None
+    access = submit_access(address, given, sharing)
+    if given and not access.can_submit:
+        _log(
+            "denied: wrong submit token",
+            detail="an upload was refused: the submit token did not match",
+            attempt=upload_digest(given.encode("utf-8")),
+        )
+    return access
+
+
+def _upload_log() -> None:
+    entries = state.open_db().upload_log()
+    with st.expander(f"Upload log ({len(entries)} latest)", expanded=False):
+        if not entries:
+            st.caption("No uploads yet.")
+            return
+        import pandas as pd
+
+        st.dataframe(pd.DataFrame(entries), hide_index=True, width="stretch")
+
+
+def _score(staged: StagedUpload, model: str, task: str | None, probe: str | None, judge: bool | None) -> None:
     from ecva_core.results.scoring import score_submission
 
     ds = state.dataset()
@@ -78,7 +139,15 @@ def _score(staged: StagedUpload, model: str, task: str | None, probe: str | None
     def progress(stage: str, done: int, total: int) -> None:
         bar.progress(min(1.0, done / total) if total else 1.0, text=f"{STAGES.get(stage, stage)}: {done}/{total}")
 
-    summary = score_submission(staged.path, model, ds, state.open_db(), task=task, probe=probe, progress=progress)
+    meta = {"model": model, "file_name": staged.original_name, "file_hash": staged.file_hash}
+    try:
+        summary = score_submission(
+            staged.path, model, ds, state.open_db(), task=task, probe=probe, judge=judge, progress=progress
+        )
+    except EcvaError as exc:
+        _log("failed", **meta, detail=str(exc))
+        raise
+    _log("scored, text metrics only" if judge is False else "scored", **meta)
     bar.progress(1.0, text="Updating the leaderboard...")
     state.leaderboard("all", (), ())
     bar.progress(1.0, text="Done")
@@ -93,6 +162,10 @@ def render() -> None:
         "A JSON list of {video_file, prompt, output, task_type} (or JSONL / CSV with those columns); "
         f"up to {s.max_submission_mb:g} MB. Text metrics are always computed; the judge when configured."
     )
+    access = _access()
+    if not access.can_submit:
+        st.warning(md_escape(access.reason))
+        return
     model, task, probe = _options()
     upload = st.file_uploader(
         "Submission file",
@@ -104,31 +177,58 @@ def render() -> None:
     if done:
         st.success(f"Scored {md_escape(done['model'])}: it is on the leaderboard now.")
         st.page_link("screens/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:")
-    if upload is None:
-        return
+    if upload is not None:
+        _handle(upload, model, task, probe, done, s, ds)
+    if access.sees_upload_log:
+        _upload_log()
+
+
+def _handle(
+    upload: UploadedFile,
+    model: str,
+    task: str | None,
+    probe: str | None,
+    done: dict[str, Any] | None,
+    s: Settings,
+    ds: Dataset,
+) -> None:
+    data = upload.getvalue()
+    meta = {"model": model.strip(), "file_name": upload.name, "file_hash": upload_digest(data)}
     try:
-        staged = validate_upload(upload.getvalue(), upload.name, ds, s, task=task, probe=probe)
+        staged = validate_upload(data, upload.name, ds, s, task=task, probe=probe)
     except EcvaError as exc:
+        _log("refused", **meta, detail=str(exc))
         st.error(md_escape(exc))
         return
     _report(staged)
     if not staged.report.ok:
+        _log("rejected", **meta, detail=str(staged.report.errors[0]))
         return
     if done and done["hash"] == staged.file_hash:
         return
     previous = queries.scored_submission(state.open_db(), staged.file_hash)
     if previous is not None:
+        _log("already scored", **meta, detail=f"as model {previous['model']}")
         st.info(
             f"This file was already scored as model {md_escape(previous['model'])} ({previous['created']}); "
             "it is not scored twice."
         )
         return
+    _log("validated", **meta)
+    judge: bool | None = None
     if s.judge_configured:
         plan = queries.judge_plan(staged.report, ds, s, state.open_db())
         st.info(
             f"The judge ({s.judge_model}) will make about {plan.calls_needed} calls ({plan.cached} cached), "
             f"~{plan.est_tokens:,} tokens, estimated cost ${plan.est_cost:.2f}."
         )
+        budget = judge_budget(plan, sharing_settings())
+        if not budget.allowed:
+            judge = False
+            st.warning(
+                f"Over this explorer's judge spend limit: {md_escape(budget.reason)}. "
+                "This upload will be scored with text metrics only (AnomEval is skipped)."
+            )
     else:
         st.caption(
             "No judge is configured (ECVA_JUDGE_BASE_URL / ECVA_JUDGE_API_KEY): AnomEval is skipped, "
@@ -140,7 +240,7 @@ def render() -> None:
         except EcvaError as exc:
             st.error(md_escape(exc))
             return
-        _score(staged, name, task, probe)
+        _score(staged, name, task, probe, judge)
         st.rerun()
 
 
