@@ -16,6 +16,8 @@ from ecva_core.errors import ConfigError
 DEFAULT_DATASET_ID = "gouchenyi/ECVA"
 DEFAULT_JUDGE_MODEL = "gpt-4o-mini"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+MODEL_HUBS = ("huggingface", "modelscope")  # where model ids (org/name) are fetched from
+MODEL_HUB_ENV = "ECVA_MODEL_HUB"
 JUDGE_CONNECT_TIMEOUT_S = 5.0  # the judge pre-flight: how long one connection attempt may take
 JUDGE_SETUP_HELP = (
     "set ECVA_JUDGE_BASE_URL (an OpenAI-compatible server) and/or ECVA_JUDGE_API_KEY; OPENAI_API_KEY alone "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ecva_core.cli.options import common, data_option, db_option, fast_decode_option, log
+from ecva_core.cli.options import common, data_option, db_option, fast_decode_option, hub_option, log
 from ecva_core.errors import ConfigError
 
 EXPLORER_SCRIPT = Path(__file__).resolve().parents[2] / "apps" / "explorer" / "app.py"
@@ -72,9 +72,13 @@ def explorer(port: int, address: str, data_path: Path | None, db_path: Path | No
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="Port.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 to share).")
 @fast_decode_option
+@hub_option
 @common(data_option)
-def chat(model_spec: str | None, port: int, address: str, fast_decode: bool, data_path: Path | None) -> None:
+def chat(model_spec: str | None, port: int, address: str, fast_decode: bool, hub: str | None,
+         data_path: Path | None) -> None:
     """Start the Gradio chat app: ask a video LLM about a clip."""
     chat_app = importlib.import_module("apps.chat_app")
-    options = {"static_cache": True} if fast_decode else {}
+    options: dict[str, object] = {"static_cache": True} if fast_decode else {}
+    if hub:
+        options["hub"] = hub
     chat_app.launch(model_spec, port, data_path, host=address, model_options=options)

@@ -159,9 +159,14 @@ class HFVideoChat(ChatModel):
 
     @classmethod
     def load(cls, spec: str, source: str, options: ModelOptions) -> HFVideoChat:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from ecva_core.models.hub import fetch_model
 
         source = DEFAULT_HF_MODEL if source in ("", "default") else source
+        # A local folder before transformers is even imported, so a missing model fails in seconds.
+        source = str(fetch_model(source, what=spec, spec=spec, local_hint="--model hf:DIR",
+                                 hub=options.extra.get("hub")).path)
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
         device = options.resolved_device()
         dtype = options.resolved_dtype(device)
         processor = _load(AutoProcessor.from_pretrained, source, "processor")
