@@ -291,3 +291,17 @@ def test_silent_hf_hub_gives_up_on_the_pre_flight_timeout(hubs, monkeypatch) -> 
         with pytest.raises(ModelLoadError, match="cannot reach") as info:
             load_model("hf:default", device="cpu")
     assert SMOL_ID in str(info.value)
+
+
+def test_hub_option_reaches_the_loader_from_ecva_chat_and_serve_chat(hubs, monkeypatch, clip_path) -> None:
+    import apps.chat_app as chat_app
+
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", _refused_endpoint())
+    result = CliRunner().invoke(cli, ["chat", "--model", "hf:tiny-org/absent", "--hub", "modelscope",
+                                      "--video", str(clip_path), "--question", "What happened?"])
+    assert result.exit_code == 1 and "Cannot reach the ModelScope hub" in result.output
+    launched: list[dict] = []
+    monkeypatch.setattr(chat_app, "launch", lambda *args, **kwargs: launched.append(kwargs))
+    served = CliRunner().invoke(cli, ["serve", "chat", "--model", "hf:x", "--hub", "modelscope", "--port", "0"])
+    assert served.exit_code == 0, served.output
+    assert launched[0]["model_options"] == {"hub": "modelscope"}
