@@ -166,7 +166,8 @@ def fetch_model(source: str, *, what: str, spec: str, local_hint: str, hub: str 
     """A local folder holding ``source`` (a folder, or a hub id), for the part of ``spec`` named by ``what``.
 
     ``to``: download into this folder instead of the hub's cache (and skip the cache lookup).
-    ``local_hint`` says how to point the spec at a folder instead (e.g. ``hf:DIR``).
+    ``local_hint`` says how to point the spec at a folder instead (e.g. ``--model hf:DIR/ORG/NAME``, where
+    ``ecva models download SPEC --to DIR`` puts it).
     """
     folder = Path(source).expanduser()
     if folder.exists():
@@ -203,8 +204,8 @@ def _unavailable(what: str, spec: str, repo_id: str, hub: str, local_hint: str, 
     return (
         f"{what} needs {repo_id} from {_hub_label(hub)}: {NEEDED_FILES}. It is not in the local cache ({cache}) "
         f"and {why}. To use a local folder instead: on a machine that reaches the hub run "
-        f"`ecva models download {spec} --to DIR` (or `huggingface-cli "
-        f"download {repo_id} --local-dir DIR`), copy DIR here and use {local_hint}; or try the other hub "
+        f"`ecva models download {spec} --to DIR` (or `huggingface-cli download {repo_id} --local-dir "
+        f"DIR/{repo_id}`), copy DIR here and use {local_hint}; or try the other hub "
         f"(--hub {'huggingface' if hub == 'modelscope' else 'modelscope'} or {MODEL_HUB_ENV})."
     )
 
@@ -303,21 +304,23 @@ def prefetch(spec: str, hub: str | None = None, dest: Path | None = None) -> Pre
     if parsed.backend == "openai":
         raise ModelLoadError(f"{spec}: an openai: model runs on its own server; there are no weights to download")
     if parsed.backend == "hf":
-        from ecva_core.models.hf import DEFAULT_HF_MODEL
+        from ecva_core.models.hf import hf_model_id
 
-        model = fetch(DEFAULT_HF_MODEL if parsed.model in ("", "default") else parsed.model, "model", "hf:DIR")
+        source = hf_model_id(parsed.model)
+        model = fetch(source, "model", f"hf:DIR/{source}")
         return Prefetch(spec, f"hf:{model.path}", chosen, [model])
 
     from ecva_core.models.anomshield.config import AnomShieldConfig
     from ecva_core.models.anomshield.loader import has_lm_weights, resolve_model_base, resolve_vision_tower
 
-    checkpoint = fetch(parsed.model, "checkpoint", "anomshield:DIR", flat=True)
+    checkpoint = fetch(parsed.model, "checkpoint", f"anomshield:DIR/{Path(parsed.model).name}", flat=True)
     folder = checkpoint.path
     cfg = AnomShieldConfig.from_folder(folder)
     parts = [checkpoint]
     offline = f"anomshield:{folder}"
     if (folder / "adapter_config.json").is_file() or not has_lm_weights(folder):
-        base = fetch(resolve_model_base(folder, cfg, parsed.extra), "base language model", f"anomshield:{folder}@DIR")
+        base_id = resolve_model_base(folder, cfg, parsed.extra)
+        base = fetch(base_id, "base language model", f"anomshield:{folder}@DIR/{base_id}")
         parts.append(base)
         offline += f"@{base.path}"
     tower_id = resolve_vision_tower(cfg, folder, None)

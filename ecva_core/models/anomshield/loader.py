@@ -118,7 +118,8 @@ def load_anomshield(path: str | Path, options: ModelOptions, model_base: str | N
     hub = options.extra.get("hub")
     folder = Path(path).expanduser()
     if is_hub_id(str(path)):  # anomshield:org/name, a checkpoint on a hub
-        folder = fetch_model(str(path), what=spec, spec=spec, local_hint="anomshield:DIR", hub=hub).path
+        folder = fetch_model(str(path), what=spec, spec=spec, local_hint=f"anomshield:DIR/{folder.name}",
+                             hub=hub).path
     if not folder.is_dir():
         raise ModelLoadError(f"AnomShield checkpoint folder not found: {folder}. Point anomshield:PATH at a "
                              "training output folder (config.json with mm_* fields, adapter or weights)")
@@ -127,7 +128,7 @@ def load_anomshield(path: str | Path, options: ModelOptions, model_base: str | N
     lm_source = str(folder) if (not is_lora and has_lm_weights(folder)) else resolve_model_base(
         folder, cfg, model_base)
     lm_source = str(fetch_model(lm_source, what=f"the base language model of {spec}", spec=spec,
-                                local_hint=f"{spec}@DIR", hub=hub).path)
+                                local_hint=f"{spec}@DIR/{lm_source}", hub=hub).path)
     # Both hub parts are resolved before any weights load, so a missing one fails in seconds.
     tower_source = resolve_vision_tower(cfg, folder, options.extra.get("vision_tower"))
     tower_hint = f"{folder.parent / tower_source} (mm_vision_tower is looked up next to the checkpoint)"
