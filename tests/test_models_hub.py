@@ -305,3 +305,17 @@ def test_hub_option_reaches_the_loader_from_ecva_chat_and_serve_chat(hubs, monke
     served = CliRunner().invoke(cli, ["serve", "chat", "--model", "hf:x", "--hub", "modelscope", "--port", "0"])
     assert served.exit_code == 0, served.output
     assert launched[0]["model_options"] == {"hub": "modelscope"}
+
+
+def test_modelscope_resumes_the_partial_file_of_a_killed_run(hubs, monkeypatch, smol) -> None:
+    files = _files(smol)
+    folder = hubs / "models" / "tiny-org" / "smol"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors.incomplete").write_bytes(files["model.safetensors"][:30_000])
+    with ModelScopeStub({}, models={"tiny-org/smol": files}) as stub:
+        monkeypatch.setenv("MODELSCOPE_ENDPOINT", stub.endpoint)
+        result = CliRunner().invoke(cli, ["models", "download", "hf:tiny-org/smol", "--hub", "modelscope",
+                                          "--to", str(hubs / "models")])
+    assert result.exit_code == 0, result.output
+    assert _files(folder) == files
+    assert "bytes=30000-" in stub.ranged("model.safetensors")
