@@ -117,8 +117,16 @@ def main() -> None:
             ("hf: silent server (8 s timeout)", {"HF_ENDPOINT": silent, "HF_HUB_CACHE": empty}, preflight),
             ("hf: HF_HUB_OFFLINE=1", {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": empty}, preflight),
             ("hf: in the cache, hub refused", {"HF_ENDPOINT": refused, "HF_HUB_CACHE": str(cached)}, preflight),
-            ("modelscope: refused port", {"ECVA_MODEL_HUB": "modelscope", "MODELSCOPE_ENDPOINT": refused,
-                                          "HF_HUB_CACHE": empty, "MODELSCOPE_CACHE": empty}, preflight),
+            (
+                "modelscope: refused port",
+                {
+                    "ECVA_MODEL_HUB": "modelscope",
+                    "MODELSCOPE_ENDPOINT": refused,
+                    "HF_HUB_CACHE": empty,
+                    "MODELSCOPE_CACHE": empty,
+                },
+                preflight,
+            ),
             ("judge: refused port", {}, lambda: judge(refused + "/v1")),
             ("judge: DNS failure", {}, lambda: judge("http://judge.invalid/v1")),
         ]

@@ -57,9 +57,16 @@ class HFHubStub:
         return hashlib.sha256(data + (b"tampered" if path in self.lie_sha256 else b"")).hexdigest()
 
     def _tree(self, files: dict[str, bytes]) -> list[dict]:
-        return [{"type": "file", "path": path, "size": len(data), "oid": hashlib.sha1(data).hexdigest(),
-                 "lfs": {"oid": self._sha256(path, data), "size": len(data), "pointerSize": 130}}
-                for path, data in files.items()]
+        return [
+            {
+                "type": "file",
+                "path": path,
+                "size": len(data),
+                "oid": hashlib.sha1(data).hexdigest(),
+                "lfs": {"oid": self._sha256(path, data), "size": len(data), "pointerSize": 130},
+            }
+            for path, data in files.items()
+        ]
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         stub = self
@@ -87,21 +94,33 @@ class HFHubStub:
                 path = unquote(url.path)
                 stub.requests.append(HFRequest(self.command, path, self.headers.get("Range")))
                 for repo_id, files in stub.models.items():
-                    if path in (f"/api/models/{repo_id}", f"/api/models/{repo_id}/revision/main",
-                                f"/api/models/{repo_id}/revision/{COMMIT}"):
-                        self._json({"id": repo_id, "sha": COMMIT, "private": False,
-                                    "siblings": [{"rfilename": p} for p in files]})
+                    if path in (
+                        f"/api/models/{repo_id}",
+                        f"/api/models/{repo_id}/revision/main",
+                        f"/api/models/{repo_id}/revision/{COMMIT}",
+                    ):
+                        self._json(
+                            {
+                                "id": repo_id,
+                                "sha": COMMIT,
+                                "private": False,
+                                "siblings": [{"rfilename": p} for p in files],
+                            }
+                        )
                         return
                     if path in (f"/api/models/{repo_id}/tree/main", f"/api/models/{repo_id}/tree/{COMMIT}"):
                         self._json(stub._tree(files))
                         return
                     for revision in ("main", COMMIT):
                         prefix = f"/{repo_id}/resolve/{revision}/"
-                        if path.startswith(prefix) and path[len(prefix):] in files:
-                            self._file(path[len(prefix):], files[path[len(prefix):]])
+                        if path.startswith(prefix) and path[len(prefix) :] in files:
+                            self._file(path[len(prefix) :], files[path[len(prefix) :]])
                             return
-                self._send(404, b'{"error": "Repository not found"}', {"Content-Type": "application/json",
-                                                                         "X-Error-Code": "RepoNotFound"})
+                self._send(
+                    404,
+                    b'{"error": "Repository not found"}',
+                    {"Content-Type": "application/json", "X-Error-Code": "RepoNotFound"},
+                )
 
             do_HEAD = do_GET
 

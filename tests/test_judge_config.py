@@ -30,8 +30,10 @@ def _refused_url() -> str:
 
 
 def _requests(n: int = 3) -> list[JudgeRequest]:
-    return [JudgeRequest("consistency", str(i), Task.DESCRIPTION, "What happened?", "A car hits a cyclist.",
-                         f"answer {i}") for i in range(n)]
+    return [
+        JudgeRequest("consistency", str(i), Task.DESCRIPTION, "What happened?", "A car hits a cyclist.", f"answer {i}")
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -65,8 +67,19 @@ def test_score_with_only_openai_key_scores_text_metrics_and_calls_nothing(tmp_pa
     data = write_tiny_annotations(tmp_path / "tiny")
     path = tmp_path / "answers.json"
     path.write_text(json.dumps(answer_rows()), encoding="utf-8")
-    proc = ecva("score", str(path), "--model", "m", "--data", str(data), "--db", str(tmp_path / "r.db"), "--json",
-                *FAST, env={"OPENAI_API_KEY": "sk-local"})
+    proc = ecva(
+        "score",
+        str(path),
+        "--model",
+        "m",
+        "--data",
+        str(data),
+        "--db",
+        str(tmp_path / "r.db"),
+        "--json",
+        *FAST,
+        env={"OPENAI_API_KEY": "sk-local"},
+    )
     summary = json.loads(proc.stdout)
     assert summary["judge"]["status"] == "no judge configured"
     assert summary["overall"]["rougeL"] is not None

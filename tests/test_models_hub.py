@@ -88,8 +88,9 @@ def _put_in_hf_cache(cache: Path, repo_id: str, folder: Path) -> Path:
 def test_unreachable_hub_fails_fast_naming_model_files_and_a_local_folder(hubs, monkeypatch, clip_path) -> None:
     _online(monkeypatch)
     started = time.perf_counter()
-    result = CliRunner().invoke(cli, ["chat", "--model", "hf:default", "--video", str(clip_path),
-                                      "--question", "What happened?"])
+    result = CliRunner().invoke(
+        cli, ["chat", "--model", "hf:default", "--video", str(clip_path), "--question", "What happened?"]
+    )
     elapsed = time.perf_counter() - started
     print(f"unreachable Hugging Face hub: ecva chat failed after {elapsed:.2f} s")
     assert result.exit_code == 1 and "Traceback" not in result.output
@@ -122,21 +123,40 @@ def test_an_incomplete_cached_copy_is_not_used(hubs, smol) -> None:
 
 
 def test_only_the_files_loading_reads_are_fetched() -> None:
-    listing = [RemoteFile(p, 1, None) for p in (
-        "config.json", "model-00001-of-00002.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-        "consolidated.safetensors", "original/params.json", "README.md", "tokenizer.model", "chat_template.jinja",
-        "non_lora_trainables.bin", "modeling_custom.py")]
+    listing = [
+        RemoteFile(p, 1, None)
+        for p in (
+            "config.json",
+            "model-00001-of-00002.safetensors",
+            "model.safetensors.index.json",
+            "pytorch_model.bin",
+            "consolidated.safetensors",
+            "original/params.json",
+            "README.md",
+            "tokenizer.model",
+            "chat_template.jinja",
+            "non_lora_trainables.bin",
+            "modeling_custom.py",
+        )
+    ]
     assert [f.path for f in select_needed(listing)] == [
-        "config.json", "model-00001-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.model",
-        "chat_template.jinja", "non_lora_trainables.bin"]
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "tokenizer.model",
+        "chat_template.jinja",
+        "non_lora_trainables.bin",
+    ]
 
 
 def test_modelscope_download_resumes_a_cut_transfer_verifies_and_loads(hubs, monkeypatch, smol, clip_path) -> None:
     files = _files(smol)
     with ModelScopeStub({}, models={"tiny-org/smol": files}, cut_after={"model.safetensors": 20_000}) as stub:
         monkeypatch.setenv("MODELSCOPE_ENDPOINT", stub.endpoint)
-        result = CliRunner().invoke(cli, ["models", "download", "hf:tiny-org/smol", "--hub", "modelscope",
-                                          "--to", str(hubs / "models"), "--json"])
+        result = CliRunner().invoke(
+            cli,
+            ["models", "download", "hf:tiny-org/smol", "--hub", "modelscope", "--to", str(hubs / "models"), "--json"],
+        )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     folder = hubs / "models" / "tiny-org" / "smol"
@@ -152,8 +172,9 @@ def test_modelscope_download_resumes_a_cut_transfer_verifies_and_loads(hubs, mon
 def test_modelscope_checksum_mismatch_is_a_load_error_naming_the_file(hubs, monkeypatch, smol) -> None:
     with ModelScopeStub({}, models={"tiny-org/smol": _files(smol)}, lie_sha256={"config.json"}) as stub:
         monkeypatch.setenv("MODELSCOPE_ENDPOINT", stub.endpoint)
-        result = CliRunner().invoke(cli, ["models", "download", "hf:tiny-org/smol", "--hub", "modelscope",
-                                          "--to", str(hubs / "models")])
+        result = CliRunner().invoke(
+            cli, ["models", "download", "hf:tiny-org/smol", "--hub", "modelscope", "--to", str(hubs / "models")]
+        )
     assert result.exit_code == 1 and "Traceback" not in result.output
     message = " ".join(result.output.split())
     assert re.search(r"config\.json(: expected| fails its SHA-256 check)", message), message  # the SDK or we
@@ -297,8 +318,20 @@ def test_hub_option_reaches_the_loader_from_ecva_chat_and_serve_chat(hubs, monke
     import apps.chat_app as chat_app
 
     monkeypatch.setenv("MODELSCOPE_ENDPOINT", _refused_endpoint())
-    result = CliRunner().invoke(cli, ["chat", "--model", "hf:tiny-org/absent", "--hub", "modelscope",
-                                      "--video", str(clip_path), "--question", "What happened?"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "chat",
+            "--model",
+            "hf:tiny-org/absent",
+            "--hub",
+            "modelscope",
+            "--video",
+            str(clip_path),
+            "--question",
+            "What happened?",
+        ],
+    )
     assert result.exit_code == 1 and "Cannot reach the ModelScope hub" in result.output
     launched: list[dict] = []
     monkeypatch.setattr(chat_app, "launch", lambda *args, **kwargs: launched.append(kwargs))
@@ -314,8 +347,9 @@ def test_modelscope_resumes_the_partial_file_of_a_killed_run(hubs, monkeypatch, 
     (folder / "model.safetensors.incomplete").write_bytes(files["model.safetensors"][:30_000])
     with ModelScopeStub({}, models={"tiny-org/smol": files}) as stub:
         monkeypatch.setenv("MODELSCOPE_ENDPOINT", stub.endpoint)
-        result = CliRunner().invoke(cli, ["models", "download", "hf:tiny-org/smol", "--hub", "modelscope",
-                                          "--to", str(hubs / "models")])
+        result = CliRunner().invoke(
+            cli, ["models", "download", "hf:tiny-org/smol", "--hub", "modelscope", "--to", str(hubs / "models")]
+        )
     assert result.exit_code == 0, result.output
     assert _files(folder) == files
     assert "bytes=30000-" in stub.ranged("model.safetensors")

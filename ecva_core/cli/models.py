@@ -17,8 +17,13 @@ def models() -> None:
 @models.command()
 @click.argument("spec")
 @hub_option
-@click.option("--to", "dest", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Put each model in DIR/ORG/NAME (default: the hub's own cache, which loading checks first).")
+@click.option(
+    "--to",
+    "dest",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Put each model in DIR/ORG/NAME (default: the hub's own cache, which loading checks first).",
+)
 @json_option
 def download(spec: str, hub: str | None, dest: Path | None, as_json: bool) -> None:
     """Download (resuming if interrupted) and verify what SPEC needs: for hf: the model; for anomshield:

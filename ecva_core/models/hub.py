@@ -49,8 +49,16 @@ class FetchedModel:
     role: str = "model"
 
     def as_dict(self) -> dict[str, object]:
-        return {"role": self.role, "repo_id": self.repo_id, "path": str(self.path), "source": self.source,
-                "hub": self.hub, "files": len(self.files), "bytes": self.bytes, "verified": self.verified}
+        return {
+            "role": self.role,
+            "repo_id": self.repo_id,
+            "path": str(self.path),
+            "source": self.source,
+            "hub": self.hub,
+            "files": len(self.files),
+            "bytes": self.bytes,
+            "verified": self.verified,
+        }
 
 
 @dataclass
@@ -64,8 +72,13 @@ class Prefetch:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"spec": self.spec, "offline_spec": self.offline_spec, "hub": self.hub,
-                "parts": [p.as_dict() for p in self.parts], "notes": self.notes}
+        return {
+            "spec": self.spec,
+            "offline_spec": self.offline_spec,
+            "hub": self.hub,
+            "parts": [p.as_dict() for p in self.parts],
+            "notes": self.notes,
+        }
 
 
 def resolve_hub(hub: str | None = None) -> str:
@@ -79,14 +92,17 @@ def resolve_hub(hub: str | None = None) -> str:
 def is_hub_id(source: str) -> bool:
     """``org/name`` that is not a path on this machine."""
     parts = source.split("/")
-    return (len(parts) == 2 and all(parts) and not source.startswith((".", "~"))
-            and not Path(source).expanduser().exists())
+    return (
+        len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and not Path(source).expanduser().exists()
+    )
 
 
 def hub_offline() -> bool:
     """Whether the user forbade hub access (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``), read at call time."""
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hf_endpoint() -> str:
@@ -161,8 +177,9 @@ def _ms_cached(repo_id: str) -> Path | None:
     return Path(snapshot_download(repo_id, cache_dir=str(ms_cache_dir()), local_files_only=True))
 
 
-def fetch_model(source: str, *, what: str, spec: str, local_hint: str, hub: str | None = None,
-                to: Path | None = None) -> FetchedModel:
+def fetch_model(
+    source: str, *, what: str, spec: str, local_hint: str, hub: str | None = None, to: Path | None = None
+) -> FetchedModel:
     """A local folder holding ``source`` (a folder, or a hub id), for the part of ``spec`` named by ``what``.
 
     ``to``: download into this folder instead of the hub's cache (and skip the cache lookup).
@@ -180,8 +197,9 @@ def fetch_model(source: str, *, what: str, spec: str, local_hint: str, hub: str 
         if cached is not None:
             return FetchedModel(source, cached, "cache", chosen)
     if chosen == "huggingface" and hub_offline():
-        raise ModelLoadError(_unavailable(what, spec, source, chosen, local_hint,
-                                          "HF_HUB_OFFLINE is set, so the hub is not asked"))
+        raise ModelLoadError(
+            _unavailable(what, spec, source, chosen, local_hint, "HF_HUB_OFFLINE is set, so the hub is not asked")
+        )
     remote = _list(source, chosen, what, spec, local_hint)
     needed = select_needed(remote)
     if not needed:
@@ -191,8 +209,9 @@ def fetch_model(source: str, *, what: str, spec: str, local_hint: str, hub: str 
         verified = verify_files(path, needed)
     except DownloadError as exc:
         raise ModelLoadError(f"{what}: {exc}") from None
-    return FetchedModel(source, path, "download", chosen, [f.path for f in needed], sum(f.size or 0 for f in needed),
-                        verified)
+    return FetchedModel(
+        source, path, "download", chosen, [f.path for f in needed], sum(f.size or 0 for f in needed), verified
+    )
 
 
 def _hub_label(hub: str) -> str:
@@ -239,8 +258,10 @@ def _list_hf(repo_id: str) -> list[RemoteFile]:
             except httpx.HTTPError as exc:
                 raise DownloadError(f"cannot reach {endpoint} ({type(exc).__name__}: {exc})") from None
             if response.status_code in (401, 403):
-                raise DownloadError(f"HTTP {response.status_code}: the model is gated or private; accept its terms "
-                                    "on the hub and set HF_TOKEN")
+                raise DownloadError(
+                    f"HTTP {response.status_code}: the model is gated or private; accept its terms "
+                    "on the hub and set HF_TOKEN"
+                )
             if response.status_code == 404:
                 raise DownloadError(f"HTTP 404: no model {repo_id!r} on {endpoint}")
             if response.status_code >= 400:
@@ -268,19 +289,34 @@ def _download(repo_id: str, hub: str, needed: list[RemoteFile], to: Path | None,
         if hub == "modelscope":
             from modelscope.hub.snapshot_download import snapshot_download as ms_snapshot
 
-            path = ms_snapshot(repo_id, revision=revision, cache_dir=None if to else str(ms_cache_dir()),
-                               local_dir=str(to) if to else None, allow_patterns=patterns, max_workers=4,
-                               endpoint=hub_endpoint())
+            path = ms_snapshot(
+                repo_id,
+                revision=revision,
+                cache_dir=None if to else str(ms_cache_dir()),
+                local_dir=str(to) if to else None,
+                allow_patterns=patterns,
+                max_workers=4,
+                endpoint=hub_endpoint(),
+            )
         else:
             from huggingface_hub import snapshot_download as hf_snapshot
 
-            path = hf_snapshot(repo_id, revision=revision, cache_dir=None if to else hf_cache_dir(), local_dir=to,
-                               allow_patterns=patterns, endpoint=hf_endpoint(), etag_timeout=hub_timeout_s(),
-                               max_workers=4)
+            path = hf_snapshot(
+                repo_id,
+                revision=revision,
+                cache_dir=None if to else hf_cache_dir(),
+                local_dir=to,
+                allow_patterns=patterns,
+                endpoint=hf_endpoint(),
+                etag_timeout=hub_timeout_s(),
+                max_workers=4,
+            )
     except Exception as exc:  # the SDKs raise many types; the user needs the message and a way on
-        raise ModelLoadError(f"{what}: the download of {repo_id} from {_hub_label(hub)} stopped ({exc}); run the "
-                             "same command again: it resumes partial files and fetches again any that failed "
-                             "their check") from None
+        raise ModelLoadError(
+            f"{what}: the download of {repo_id} from {_hub_label(hub)} stopped ({exc}); run the "
+            "same command again: it resumes partial files and fetches again any that failed "
+            "their check"
+        ) from None
     return Path(path)
 
 
@@ -329,6 +365,8 @@ def prefetch(spec: str, hub: str | None = None, dest: Path | None = None) -> Pre
     notes = []
     expected = folder.parent / tower_id
     if tower.source != "local" and dest is not None and tower.path != expected:
-        notes.append(f"the checkpoint looks for its vision tower {tower_id} at {expected}: copy {tower.path} there "
-                     "(or download the checkpoint with this command too, so both sit in the same folder)")
+        notes.append(
+            f"the checkpoint looks for its vision tower {tower_id} at {expected}: copy {tower.path} there "
+            "(or download the checkpoint with this command too, so both sit in the same folder)"
+        )
     return Prefetch(spec, offline, chosen, parts, notes)
