@@ -220,11 +220,16 @@ def _hub_label(hub: str) -> str:
 
 def _unavailable(what: str, spec: str, repo_id: str, hub: str, local_hint: str, why: str) -> str:
     cache = ms_cache_dir() if hub == "modelscope" else hf_cache_dir()
+    own_client = (
+        f"modelscope download --model {repo_id} --local_dir DIR/{repo_id}"
+        if hub == "modelscope"
+        else f"huggingface-cli download {repo_id} --local-dir DIR/{repo_id}"
+    )
     return (
         f"{what} needs {repo_id} from {_hub_label(hub)}: {NEEDED_FILES}. It is not in the local cache ({cache}) "
         f"and {why}. To use a local folder instead: on a machine that reaches the hub run "
-        f"`ecva models download {spec} --to DIR` (or `huggingface-cli download {repo_id} --local-dir "
-        f"DIR/{repo_id}`), copy DIR here and use {local_hint}; or try the other hub "
+        f"`ecva models download {spec} --to DIR` (or `{own_client}`), copy DIR here and use {local_hint}; "
+        "or try the other hub "
         f"(--hub {'huggingface' if hub == 'modelscope' else 'modelscope'} or {MODEL_HUB_ENV})."
     )
 
