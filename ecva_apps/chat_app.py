@@ -145,8 +145,11 @@ class ChatApp:
             history[-1] = {"role": "assistant", "content": f"⚠️ {_error_text(exc)}"}
             yield history, self.model_status()
 
-    def score(self, history: list[dict[str, Any]], clip: dict[str, Any], task_name: str) -> str:
-        """Score the latest answer against the expert answer for the task last asked."""
+    def score(self, history: list[dict[str, Any]], clip: dict[str, Any], task_name: str) -> Iterator[str]:
+        """Score the latest answer against the expert answer for the task last asked: the text metrics
+        at once, then the judge's verdicts when a judge is configured."""
+        from ecva_core.config import get_settings
+
         try:
             if not clip or not clip.get("video_id"):
                 raise EcvaError("scoring needs a dataset clip with an expert annotation (not an upload)")
@@ -154,10 +157,16 @@ class ChatApp:
             if not answers:
                 raise EcvaError("there is no answer to score yet; ask a question first")
             task = Task.parse(task_name) if task_name else Task.DESCRIPTION
-            result = session.score_answer(_text(answers[-1]["content"]), self.dataset, clip["video_id"], task)
-            return _score_markdown(result)
+            answer = _text(answers[-1]["content"])
+            settings = get_settings()
+            result = session.text_scores(answer, self.dataset, clip["video_id"], task, settings)
+            if settings.judge_wanted():
+                result.judge_status = f"asking the judge ({settings.judge_model}) …"
+                yield _score_markdown(result)
+                session.judge_answer(result, answer, self.dataset, settings)
+            yield _score_markdown(result)
         except Exception as exc:
-            return f"⚠️ {html.escape(_error_text(exc))}"
+            yield f"⚠️ {html.escape(_error_text(exc))}"
 
 
 def _text(content: Any) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from ecva_apps.explorer import APP_SCRIPT
-from ecva_core.cli.options import common, data_option, db_option, fast_decode_option, log
+from ecva_core.cli.options import common, data_option, db_option, fast_decode_option, hub_option, log
 from ecva_core.config import get_settings
 from ecva_core.errors import ConfigError
 from ecva_core.sharing import SUBMIT_TOKEN_VAR, sharing_settings, submit_access
@@ -88,10 +88,14 @@ def explorer(port: int, address: str, data_path: Path | None, db_path: Path | No
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="Port.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 to share).")
 @fast_decode_option
+@hub_option
 @common(data_option)
-def chat(model_spec: str | None, port: int, address: str, fast_decode: bool, data_path: Path | None) -> None:
+def chat(model_spec: str | None, port: int, address: str, fast_decode: bool, hub: str | None,
+         data_path: Path | None) -> None:
     """Start the Gradio chat app: ask a video LLM about a clip."""
     from ecva_apps import chat_app
 
-    options = {"static_cache": True} if fast_decode else {}
+    options: dict[str, object] = {"static_cache": True} if fast_decode else {}
+    if hub:
+        options["hub"] = hub
     chat_app.launch(model_spec, port, data_path, host=address, model_options=options)

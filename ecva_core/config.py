@@ -16,6 +16,13 @@ from ecva_core.errors import ConfigError
 DEFAULT_DATASET_ID = "gouchenyi/ECVA"
 DEFAULT_JUDGE_MODEL = "gpt-4o-mini"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+MODEL_HUBS = ("huggingface", "modelscope")  # where model ids (org/name) are fetched from
+MODEL_HUB_ENV = "ECVA_MODEL_HUB"
+JUDGE_CONNECT_TIMEOUT_S = 5.0  # the judge pre-flight: how long one connection attempt may take
+JUDGE_SETUP_HELP = (
+    "set ECVA_JUDGE_BASE_URL (an OpenAI-compatible server) and/or ECVA_JUDGE_API_KEY; OPENAI_API_KEY alone "
+    "does not turn the judge on"
+)
 
 
 def _default_home() -> Path:
@@ -53,6 +60,7 @@ class Settings:
     judge_base_url: str | None = None
     judge_model: str = DEFAULT_JUDGE_MODEL
     judge_api_key: str | None = field(default=None, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
     judge_concurrency: int = 32
     judge_timeout_s: float = 60.0
     judge_max_retries: int = 6
@@ -75,8 +83,25 @@ class Settings:
 
     @property
     def judge_configured(self) -> bool:
-        """A judge is usable when an endpoint or an API key for the default endpoint is set."""
+        """The judge is on by default only when its own settings name it (ECVA_JUDGE_BASE_URL or
+        ECVA_JUDGE_API_KEY). OPENAI_API_KEY alone never turns it on: it is also the key of the
+        ``openai:`` chat backend, so a user serving a video LLM with vLLM would get a judge by accident."""
         return bool(self.judge_base_url or self.judge_api_key)
+
+    @property
+    def judge_usable(self) -> bool:
+        """An explicit request (``--judge``) can be served: configured, or OPENAI_API_KEY for api.openai.com."""
+        return self.judge_configured or bool(self.openai_api_key)
+
+    def judge_wanted(self, requested: bool | None = None) -> bool:
+        """Whether a run judges: as explicitly requested, else when the judge is configured."""
+        return self.judge_configured if requested is None else requested
+
+    @property
+    def judge_key(self) -> str | None:
+        """The key sent to the judge: ECVA_JUDGE_API_KEY, else OPENAI_API_KEY, but only to api.openai.com
+        (never to another endpoint)."""
+        return self.judge_api_key or (self.openai_api_key if self.judge_base_url is None else None)
 
     @property
     def judge_endpoint(self) -> str:
@@ -87,8 +112,8 @@ class Settings:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "judge_api_key":
-                out["judge_api_key_set"] = value is not None
+            if f.name in ("judge_api_key", "openai_api_key"):
+                out[f"{f.name}_set"] = value is not None
                 continue
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
@@ -106,11 +131,8 @@ def get_settings() -> Settings:
         frame_backend=os.environ.get("ECVA_FRAME_BACKEND", "").strip() or "pyav",
         judge_base_url=os.environ.get("ECVA_JUDGE_BASE_URL", "").strip() or None,
         judge_model=os.environ.get("ECVA_JUDGE_MODEL", "").strip() or DEFAULT_JUDGE_MODEL,
-        judge_api_key=(
-            os.environ.get("ECVA_JUDGE_API_KEY", "").strip()
-            or os.environ.get("OPENAI_API_KEY", "").strip()
-            or None
-        ),
+        judge_api_key=os.environ.get("ECVA_JUDGE_API_KEY", "").strip() or None,
+        openai_api_key=os.environ.get("OPENAI_API_KEY", "").strip() or None,
         judge_concurrency=int(_number("ECVA_JUDGE_CONCURRENCY", 32, int)),
         judge_timeout_s=_number("ECVA_JUDGE_TIMEOUT_S", 60.0),
         judge_max_retries=int(_number("ECVA_JUDGE_MAX_RETRIES", 6, int)),

@@ -1,4 +1,5 @@
-"""A loopback server that speaks the ModelScope dataset API the SDK uses: file tree + file download.
+"""A loopback server that speaks the ModelScope API the SDK uses: file tree + file download, for the
+dataset and for model repositories.
 
 Programmable per test: the files it serves, a connection cut after N bytes of one file (to make
 an interrupted download), and a log of every request with its Range header.
@@ -23,10 +24,12 @@ class StubRequest:
 
 @dataclass
 class ModelScopeStub:
-    """Serves ``files`` (repo path -> bytes) as dataset ``dataset_id`` at ``self.endpoint``."""
+    """Serves ``files`` (repo path -> bytes) as dataset ``dataset_id`` at ``self.endpoint``, and each
+    of ``models`` (model id -> {repo path -> bytes}) as a model repository."""
 
     files: dict[str, bytes]
     dataset_id: str = "gouchenyi/ECVA"
+    models: dict[str, dict[str, bytes]] = field(default_factory=dict)
     cut_after: dict[str, int] = field(default_factory=dict)  # repo path -> bytes before a one-time cut
     lie_sha256: set[str] = field(default_factory=set)  # repo paths listed with a wrong checksum
     requests: list[StubRequest] = field(default_factory=list)
@@ -50,9 +53,9 @@ class ModelScopeStub:
     def ranged(self, file_path: str) -> list[str]:
         return [r.range for r in self.requests if r.file_path == file_path and r.range]
 
-    def _tree(self) -> bytes:
+    def _tree(self, files: dict[str, bytes]) -> bytes:
         entries = []
-        for path, data in self.files.items():
+        for path, data in files.items():
             digest = hashlib.sha256(data).hexdigest()
             if path in self.lie_sha256:
                 digest = hashlib.sha256(data + b"tampered").hexdigest()
@@ -64,6 +67,8 @@ class ModelScopeStub:
         stub = self
         tree_path = f"/api/v1/datasets/{stub.dataset_id}/repo/tree"
         file_route = f"/api/v1/datasets/{stub.dataset_id}/repo"
+        model_trees = {f"/api/v1/models/{model_id}/repo/files": files for model_id, files in stub.models.items()}
+        model_files = {f"/api/v1/models/{model_id}/repo": files for model_id, files in stub.models.items()}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -86,16 +91,20 @@ class ModelScopeStub:
                 file_path = query.get("FilePath", [None])[0]
                 stub.requests.append(StubRequest(self.path, file_path, self.headers.get("Range")))
                 if url.path == tree_path:
-                    self._send(200, stub._tree(), {"Content-Type": "application/json"})
+                    self._send(200, stub._tree(stub.files), {"Content-Type": "application/json"})
                 elif url.path == file_route and file_path in stub.files:
-                    self._file(file_path)
+                    self._file(stub.files, file_path)
+                elif url.path in model_trees:
+                    self._send(200, stub._tree(model_trees[url.path]), {"Content-Type": "application/json"})
+                elif file_path in model_files.get(url.path, {}):
+                    self._file(model_files[url.path], file_path)
                 else:
                     self._send(404, b'{"Code": 404, "Message": "not found"}', {"Content-Type": "application/json"})
 
             do_HEAD = do_GET
 
-            def _file(self, file_path: str) -> None:
-                data = stub.files[file_path]
+            def _file(self, files: dict[str, bytes], file_path: str) -> None:
+                data = files[file_path]
                 start = 0
                 header = self.headers.get("Range")
                 if header:

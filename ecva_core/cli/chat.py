@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ecva_core.cli.options import common, data_option, emit_json, fast_decode_option, json_option, log
+from ecva_core.cli.options import common, data_option, emit_json, fast_decode_option, hub_option, json_option, log
 from ecva_core.errors import ConfigError, DataError
 
 
@@ -50,10 +50,11 @@ def resolve_video(video: str, data_path: Path | None) -> Path:
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ... (local models).")
 @click.option("--dtype", default=None, help="auto, bf16, fp16, fp32 (local models).")
 @fast_decode_option
+@hub_option
 @common(data_option, json_option)
 def chat(spec: str | None, video: str, question: str, num_frames: int | None, max_new_tokens: int,
-         temperature: float, device: str | None, dtype: str | None, fast_decode: bool, data_path: Path | None,
-         as_json: bool) -> None:
+         temperature: float, device: str | None, dtype: str | None, fast_decode: bool, hub: str | None,
+         data_path: Path | None, as_json: bool) -> None:
     """Stream a model's answer to QUESTION about VIDEO on stdout (or one JSON object with --json)."""
     from ecva_core.config import get_settings
     from ecva_core.models import load_model, parse_spec
@@ -66,7 +67,8 @@ def chat(spec: str | None, video: str, question: str, num_frames: int | None, ma
     path = resolve_video(video, data_path)
     started = time.perf_counter()
     log(f"loading {spec} ...")
-    model = load_model(spec, num_frames=num_frames, device=device, dtype=dtype, static_cache=fast_decode or None)
+    model = load_model(spec, num_frames=num_frames, device=device, dtype=dtype, static_cache=fast_decode or None,
+                       hub=hub)
     load_s = time.perf_counter() - started
     pieces: list[str] = []
     for chunk in model.chat(path, [{"role": "user", "content": question}], max_new_tokens=max_new_tokens,

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("ecva_core.cli.scoring", "compare", "Paired comparison of two models."),
     "results": ("ecva_core.cli.scoring", "results", "Export or import a model's full results."),
     "chat": ("ecva_core.cli.chat", "chat", "Ask a video LLM one question about a clip."),
+    "models": ("ecva_core.cli.models", "models", "Download model weights (Hugging Face, ModelScope) for offline use."),
 }
 # Commands that other installed packages add (the apps add ``serve``): the library never imports them.
 PLUGIN_GROUP = "ecva.commands"

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from ecva_core.config import MODEL_HUB_ENV, MODEL_HUBS
+
 data_option = click.option(
     "--data",
     "data_path",
@@ -31,6 +33,12 @@ fast_decode_option = click.option(
     "--fast-decode", is_flag=True,
     help="Local models: static KV cache with a compiled decode step (anomshield on a GPU: about 1 min to compile "
          "at load, then ~13x faster tokens).",
+)
+
+hub_option = click.option(
+    "--hub", "hub", type=click.Choice(MODEL_HUBS), default=None,
+    help=f"Where model ids (org/name) are fetched from (default: ${MODEL_HUB_ENV}, else huggingface); a model "
+         "already in either hub's local cache is used without asking.",
 )
 
 

@@ -142,7 +142,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
             ["failed scores", *[str(b.get("n_failed", 0)) for _, b in blocks]]]
     for measure in measures:
         if measure in JUDGE_ROWS and judge["status"] != "ok":
-            cells = [judge_status if name in SCORED or name == "overall" else "-" for name, _ in blocks]
+            short = judge["status"].split(":", 1)[0]  # e.g. "judge unreachable"; the reason is printed below
+            cells = [short if name in SCORED or name == "overall" else "-" for name, _ in blocks]
             rows.append([measure, *cells])
         else:
             rows.append([measure, *[_fmt(b, measure) for _, b in blocks]])

@@ -73,7 +73,8 @@ def _selected(path: str, patterns: tuple[str, ...] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def _hub_timeout() -> float:
+def hub_timeout_s() -> float:
+    """How long a hub pre-flight waits (``ECVA_HUB_TIMEOUT_S``), for the dataset and for model weights."""
     raw = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
     try:
         return float(raw) if raw else 8.0
@@ -81,38 +82,50 @@ def _hub_timeout() -> float:
         raise DownloadError(f"{HUB_TIMEOUT_ENV}={raw!r} is not a number of seconds") from exc
 
 
-def list_remote_files(dataset_id: str, revision: str = "master", page_size: int = 200) -> list[RemoteFile]:
-    """List the dataset repository (all pages) with a short timeout; raise a clear error if unreachable."""
+def list_remote_files(
+    repo_id: str,
+    revision: str = "master",
+    page_size: int = 200,
+    *,
+    repo_type: str = "dataset",
+    hint: str = LOCAL_COPY_HINT,
+) -> list[RemoteFile]:
+    """List a ModelScope repository (a dataset, all pages; or a model) with a short timeout; raise a
+    clear error, ending with ``hint``, if the hub cannot be reached."""
     import httpx
 
     endpoint = hub_endpoint()
-    url = f"{endpoint}/api/v1/datasets/{dataset_id}/repo/tree"
+    dataset = repo_type == "dataset"
+    route = f"datasets/{repo_id}/repo/tree" if dataset else f"models/{repo_id}/repo/files"
+    url = f"{endpoint}/api/v1/{route}"
     token = os.environ.get("MODELSCOPE_API_TOKEN")
     cookies = {"m_session_id": token} if token else None
-    timeout = _hub_timeout()
+    timeout = hub_timeout_s()
     files: list[RemoteFile] = []
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), cookies=cookies) as client:
         page = 1
         while True:
-            params = {"Revision": revision, "Recursive": "True", "PageNumber": page, "PageSize": page_size}
+            params: dict[str, object] = {"Revision": revision, "Recursive": "True"}
+            if dataset:  # the model route has no pages (it returns every file at once)
+                params.update(PageNumber=page, PageSize=page_size)
             try:
                 response = client.get(url, params=params)
             except httpx.HTTPError as exc:
                 raise DownloadError(
-                    f"Cannot reach the ModelScope hub at {endpoint} ({type(exc).__name__}: {exc}). "
-                    + LOCAL_COPY_HINT
+                    f"Cannot reach the ModelScope hub at {endpoint} ({type(exc).__name__}: {exc}). " + hint
                 ) from None
             if response.status_code == 404:
-                raise DownloadError(f"Dataset {dataset_id!r} (revision {revision}) not found on {endpoint}.")
+                raise DownloadError(
+                    f"{repo_type.capitalize()} {repo_id!r} (revision {revision}) not found on {endpoint}."
+                )
             if response.status_code in (401, 403):
                 raise DownloadError(
-                    f"{endpoint} refused access to {dataset_id!r} (HTTP {response.status_code}); "
-                    "set MODELSCOPE_API_TOKEN if the dataset needs a login."
+                    f"{endpoint} refused access to {repo_id!r} (HTTP {response.status_code}); "
+                    f"set MODELSCOPE_API_TOKEN if the {repo_type} needs a login."
                 )
             if response.status_code >= 400:
                 raise DownloadError(
-                    f"{endpoint} answered HTTP {response.status_code} when listing {dataset_id!r}. "
-                    + LOCAL_COPY_HINT
+                    f"{endpoint} answered HTTP {response.status_code} when listing {repo_id!r}. " + hint
                 )
             entries = _entries(response)
             files.extend(
@@ -124,7 +137,7 @@ def list_remote_files(dataset_id: str, revision: str = "master", page_size: int 
                 for e in entries
                 if (e.get("Type") or "blob") != "tree"
             )
-            if len(entries) < page_size:
+            if not dataset or len(entries) < page_size:
                 return files
             page += 1
 

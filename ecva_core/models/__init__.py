@@ -48,8 +48,9 @@ def parse_spec(spec: str) -> ModelSpec:
 def load_model(spec: str, **options: Any) -> ChatModel:
     """Load the model named by ``spec``; ``options`` are :class:`ModelOptions` fields plus backend extras.
 
-    Backend extras: anomshield ``model_base``, ``vision_tower``; openai ``api_key``, ``base_url``,
-    ``use_video_url``, ``timeout_s``, ``jpeg_quality``, ``max_side``.
+    Backend extras: anomshield ``model_base``, ``vision_tower``; anomshield and hf ``hub`` (where hub ids
+    are fetched from, see :mod:`ecva_core.models.hub`); openai ``api_key``, ``base_url``, ``use_video_url``,
+    ``timeout_s``, ``jpeg_quality``, ``max_side``.
     """
     parsed = parse_spec(spec)
     opts = ModelOptions.from_kwargs(options)

@@ -43,6 +43,12 @@ from ecva_core.models.base import (
 
 DEFAULT_HF_MODEL = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
 
+
+def hf_model_id(source: str) -> str:
+    """The model ``hf:SOURCE`` names: ``hf:default`` (or an empty source) is :data:`DEFAULT_HF_MODEL`."""
+    return DEFAULT_HF_MODEL if source in ("", "default") else source
+
+
 # The argument names transformers' generate treats as an encoder's main pixel input.
 _PIXEL_INPUTS = ("pixel_values", "pixel_values_images", "pixel_values_videos", "image_patches")
 # The encoder-output fields whose rows can be stacked for a batch (tensors along dim 0, per-video
@@ -194,9 +200,14 @@ class HFVideoChat(ChatModel):
 
     @classmethod
     def load(cls, spec: str, source: str, options: ModelOptions) -> HFVideoChat:
+        from ecva_core.models.hub import fetch_model
+
+        source = hf_model_id(source)
+        # A local folder before transformers is even imported, so a missing model fails in seconds.
+        source = str(fetch_model(source, what=spec, spec=spec, local_hint=f"--model hf:DIR/{source}",
+                                 hub=options.extra.get("hub")).path)
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        source = DEFAULT_HF_MODEL if source in ("", "default") else source
         device = options.resolved_device()
         dtype = options.resolved_dtype(device)
         processor = _load(AutoProcessor.from_pretrained, source, "processor")

@@ -159,9 +159,18 @@ def score_answer(
 ) -> AnswerScore:
     """Text metrics always; the AnomEval judges when a judge is configured (or ``use_judge``)."""
     from ecva_core.config import get_settings
-    from ecva_core.metrics.text import available_metrics, score_text
 
     settings = settings or get_settings()
+    result = text_scores(answer, dataset, video_id, task, settings)
+    if settings.judge_wanted(use_judge):
+        judge_answer(result, answer, dataset, settings)
+    return result
+
+
+def text_scores(answer: str, dataset: Dataset, video_id: str, task: Task, settings: Settings) -> AnswerScore:
+    """The text metrics of an answer against the expert answer; they never wait on the judge."""
+    from ecva_core.metrics.text import available_metrics, score_text
+
     item = dataset.qa_item(video_id, task)
     if item is None:
         raise EcvaError(f"video {video_id} has no expert {task.facet} answer to score against")
@@ -169,17 +178,21 @@ def score_answer(
         raise EcvaError("there is no answer to score yet; ask a question first")
     usable = [m for m in CHAT_TEXT_METRICS if m in available_metrics(settings)]
     values = score_text([item.answer], [answer], metrics=usable, reference_key=dataset.fingerprint, settings=settings)
-    result = AnswerScore(video_id, task, item.answer, {name: vals[0] for name, vals in values.items()})
-    judge_wanted = settings.judge_configured if use_judge is None else use_judge
-    if not judge_wanted:
-        return result
-    if not settings.judge_configured:
-        result.judge_status = "no judge configured: set ECVA_JUDGE_BASE_URL (and ECVA_JUDGE_API_KEY)"
+    return AnswerScore(video_id, task, item.answer, {name: vals[0] for name, vals in values.items()})
+
+
+def judge_answer(result: AnswerScore, answer: str, dataset: Dataset, settings: Settings) -> AnswerScore:
+    """Add the AnomEval verdicts to ``result``; an unreachable judge is one status, not one wait per judge."""
+    from ecva_core.config import JUDGE_SETUP_HELP
+
+    if not settings.judge_usable:
+        result.judge_status = f"no judge configured: {JUDGE_SETUP_HELP}"
         return result
     from ecva_core.metrics.judge import JudgeCache, requests_for, run_judges
     from ecva_core.schema import Prediction
 
-    requests = requests_for([Prediction(video_id, task, answer)], [item])
+    item = dataset.qa_item(result.video_id, result.task)
+    requests = requests_for([Prediction(result.video_id, result.task, answer)], [item] if item else [])
     run = run_judges(requests, settings, JudgeCache(settings.db_path))
     for outcome in run.results:
         result.judge[outcome.request.metric] = {
@@ -187,7 +200,7 @@ def score_answer(
             "status": outcome.status.value,
             "reason": outcome.reason,
         }
-    result.judge_status = f"judged by {settings.judge_model}"
+    result.judge_status = run.unreachable or f"judged by {settings.judge_model}"
     return result
 
 

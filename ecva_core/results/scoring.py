@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecva_core.config import Settings, get_settings
+from ecva_core.config import JUDGE_SETUP_HELP, Settings, get_settings
 from ecva_core.errors import ConfigError
 from ecva_core.results.db import ResultsDB, ScoreRow, StoredPrediction
 from ecva_core.results.leaderboard_cache import warm_after_write
@@ -75,12 +75,10 @@ def score_submission(
     another judge model is judged again with the configured one (``notify`` hears about it).
     """
     settings = settings or get_settings()
-    use_judge = settings.judge_configured if judge is None else judge
-    if use_judge and not settings.judge_configured:
-        raise ConfigError(
-            "the judge was requested but none is configured: set ECVA_JUDGE_BASE_URL (an OpenAI-compatible "
-            "server) and/or ECVA_JUDGE_API_KEY, or score with --no-judge"
-        )
+    use_judge = settings.judge_wanted(judge)
+    if use_judge and not settings.judge_usable:
+        raise ConfigError(f"the judge was requested but none is configured: {JUDGE_SETUP_HELP}; "
+                          "or score with --no-judge")
     task = Task.parse(task) if isinstance(task, str) else task
     report = read_submission(path, dataset, task=task, probe=probe, max_mb=settings.max_submission_mb)
     if progress:
@@ -128,11 +126,10 @@ def score_submission(
 
 
 def _judge_status(use_judge: bool, settings: Settings, run: dict[str, Any] | None) -> dict[str, Any]:
-    if not settings.judge_configured:
-        return {"status": NO_JUDGE}
     if not use_judge:
-        return {"status": "disabled (--no-judge)"}
-    return {"status": "ok", **(run or {}), "model": settings.judge_model}
+        return {"status": "disabled (--no-judge)" if settings.judge_configured else NO_JUDGE}
+    status = (run or {}).get("unreachable") or "ok"
+    return {"status": status, **(run or {}), "model": settings.judge_model}
 
 
 def _items(dataset: Dataset, preds: Sequence[StoredPrediction]) -> dict[tuple[str, str], QAItem]:
@@ -303,6 +300,8 @@ def _score_judge(
                 totals[name] += getattr(run, name)
             for name in ("calls_made", "cache_hits", "tokens_in", "tokens_out", "cost"):
                 totals[name] += getattr(run, name)
+            if run.unreachable:
+                totals["unreachable"] = run.unreachable
     finally:
         cache.close()
     totals["cost"] = round(totals["cost"], 6)

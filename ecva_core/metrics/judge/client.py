@@ -10,6 +10,12 @@ This module decides every retry: exponential backoff with jitter on 429 (honouri
 ``Retry-After``, also on 503), 408/409, 5xx, timeouts and connection errors, up to
 ``settings.judge_max_retries`` retries; any other 4xx fails at once. The API key only ever travels
 in the ``Authorization`` header and is scrubbed from every reason this module produces.
+
+Before the first call a client opens one TCP connection to the endpoint (or its proxy): a DNS
+failure, a refused connection or no answer within ``JUDGE_CONNECT_TIMEOUT_S`` makes the endpoint
+"judge unreachable" for the whole run, at once, instead of every call retrying into the same wall.
+A slow verdict (DNS failure, no answer) is remembered for ``UNREACHABLE_MEMO_S`` so the next run
+(the scoring pipeline's next batch, the chat app's next "Score it") does not wait again.
 """
 
 from __future__ import annotations
@@ -18,19 +24,23 @@ import asyncio
 import email.utils
 import logging
 import random
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
-from ecva_core.config import Settings
+from ecva_core.config import JUDGE_CONNECT_TIMEOUT_S, Settings
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _NO_KEY = "no-key"
+UNREACHABLE_MEMO_S = 30.0
+_UNREACHABLE: dict[tuple[str, int], tuple[float, str]] = {}  # (host, port) -> (when found, reason)
 
 
 @dataclass(frozen=True)
@@ -96,18 +106,59 @@ class JudgeClient:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.usage = _Usage()
-        self._secret = settings.judge_api_key or ""
+        self._secret = settings.judge_key or ""
         self._url = settings.judge_endpoint.rstrip("/") + "/chat/completions"
         self._concurrency = max(1, settings.judge_concurrency)
         self._slots = asyncio.Semaphore(self._concurrency)
         self._session: Any = None
         self._json_mode = True
         self._fatal: str | None = None
+        self._reachability_checked = False
+        self._unreachable: str | None = None
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def unreachable_reason(self) -> str | None:
+        """Why the endpoint cannot be reached ("judge unreachable: ..."), or None; checked once per client."""
+        if not self._reachability_checked:
+            self._reachability_checked = True
+            self._unreachable = await self._check_reachable()
+            self._fatal = self._unreachable or self._fatal
+        return self._unreachable
+
+    async def _check_reachable(self) -> str | None:
+        proxy, _ = _env_proxy(self._url)
+        parts = urlsplit(proxy or self._url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        remembered = _UNREACHABLE.get((host, port))
+        if remembered is not None and time.monotonic() - remembered[0] < UNREACHABLE_MEMO_S:
+            return remembered[1]
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), JUDGE_CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            if isinstance(exc, socket.gaierror):
+                why = f"DNS lookup of {host} failed ({exc.strerror or exc})"
+            elif isinstance(exc, ConnectionRefusedError):
+                why = f"{host}:{port} refused the connection"
+            elif isinstance(exc, TimeoutError):
+                why = f"no connection to {host}:{port} within {JUDGE_CONNECT_TIMEOUT_S:g} s"
+            else:
+                why = f"cannot connect to {host}:{port} ({_describe(exc)})"
+            via = " through the proxy" if proxy else ""
+            reason = (
+                f"judge unreachable{via}: {why}; no judge calls were made. Check ECVA_JUDGE_BASE_URL "
+                "(unset it and ECVA_JUDGE_API_KEY to score with text metrics only)"
+            )
+            if not isinstance(exc, ConnectionRefusedError):  # a refusal is found again at once; no need to remember
+                _UNREACHABLE[(host, port)] = (time.monotonic(), reason)
+            return reason
+        writer.close()
+        _UNREACHABLE.pop((host, port), None)
+        return None
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """One chat completion at temperature 0, retried as the module docstring says."""
@@ -127,7 +178,7 @@ class JudgeClient:
                 connector=aiohttp.TCPConnector(limit=self._concurrency, ssl=tls),
                 timeout=aiohttp.ClientTimeout(total=self.settings.judge_timeout_s),
                 headers={
-                    "Authorization": f"Bearer {self.settings.judge_api_key or _NO_KEY}",
+                    "Authorization": f"Bearer {self.settings.judge_key or _NO_KEY}",
                     "Content-Type": "application/json",
                     "Accept": "application/json",
                 },
@@ -246,7 +297,6 @@ def _env_proxy(url: str) -> tuple[str | None, Any]:
     """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY (as the openai SDK honours them), with
     credentials in its URL split off as proxy auth; (None, None) for a direct connection."""
     import urllib.request
-    from urllib.parse import urlsplit
 
     import aiohttp
     from yarl import URL

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ecva_core.config import Settings
+from ecva_core.config import JUDGE_SETUP_HELP, Settings
 from ecva_core.errors import JudgeError
 from ecva_core.metrics.judge.cache import CachedVerdict, JudgeCache, cache_key
 from ecva_core.metrics.judge.client import JudgeCallError, JudgeClient, RetryPolicy
@@ -114,6 +114,7 @@ class JudgeRun:
     retries: int = 0
     judge_model: str = ""
     http_statuses: dict[str, int] = field(default_factory=dict)
+    unreachable: str | None = None  # "judge unreachable: ..." when the endpoint could not be reached at all
 
     @property
     def failed(self) -> int:
@@ -246,12 +247,16 @@ async def run_judges_async(
     if progress:
         progress(done, total)
     if pending:
-        if not settings.judge_configured:
-            raise JudgeError(
-                f"{len(pending)} judge calls are needed but no judge is configured: set ECVA_JUDGE_BASE_URL"
-                " (an OpenAI-compatible server) and/or ECVA_JUDGE_API_KEY"
-            )
+        if not settings.judge_usable:
+            raise JudgeError(f"{len(pending)} judge calls are needed but no judge is configured: {JUDGE_SETUP_HELP}")
         client = JudgeClient(settings, retry)
+        run.unreachable = await client.unreachable_reason()
+        if run.unreachable is not None:  # one failure state for the whole run; nothing is sent
+            for index, request in (pair for group in pending.values() for pair in group):
+                results[index] = JudgeResult(request, None, ScoreStatus.FAILED, run.unreachable)
+            pending = {}
+            if progress:
+                progress(total, total)
 
         async def judge_one(key: str, group: list[tuple[int, JudgeRequest]]) -> None:
             nonlocal done

@@ -57,7 +57,7 @@ def _projector_state(folder: Path) -> tuple[dict[str, Any], str]:
     return state, str(folder)
 
 
-def _has_lm_weights(folder: Path) -> bool:
+def has_lm_weights(folder: Path) -> bool:
     return any(any(folder.glob(p)) for p in _WEIGHT_PATTERNS)
 
 
@@ -112,22 +112,36 @@ def _pretrained(loader: Any, source: str, what: str, hint: str, **kwargs: Any) -
 
 def load_anomshield(path: str | Path, options: ModelOptions, model_base: str | None = None) -> Any:
     """Build :class:`AnomShieldModel` from ``path`` on the device and dtype of ``options``."""
+    from ecva_core.models.hub import fetch_model, is_hub_id
+
+    spec = f"anomshield:{path}"
+    hub = options.extra.get("hub")
+    folder = Path(path).expanduser()
+    if is_hub_id(str(path)):  # anomshield:org/name, a checkpoint on a hub
+        folder = fetch_model(str(path), what=spec, spec=spec, local_hint=f"anomshield:DIR/{folder.name}",
+                             hub=hub).path
+    if not folder.is_dir():
+        raise ModelLoadError(f"AnomShield checkpoint folder not found: {folder}. Point anomshield:PATH at a "
+                             "training output folder (config.json with mm_* fields, adapter or weights)")
+    cfg = AnomShieldConfig.from_folder(folder)
+    is_lora = (folder / "adapter_config.json").is_file()
+    lm_source = str(folder) if (not is_lora and has_lm_weights(folder)) else resolve_model_base(
+        folder, cfg, model_base)
+    lm_source = str(fetch_model(lm_source, what=f"the base language model of {spec}", spec=spec,
+                                local_hint=f"{spec}@DIR/{lm_source}", hub=hub).path)
+    # Both hub parts are resolved before any weights load, so a missing one fails in seconds.
+    tower_source = resolve_vision_tower(cfg, folder, options.extra.get("vision_tower"))
+    tower_hint = f"{folder.parent / tower_source} (mm_vision_tower is looked up next to the checkpoint)"
+    tower_source = str(fetch_model(tower_source, what=f"the CLIP vision tower of {spec}", spec=spec,
+                                   local_hint=tower_hint, hub=hub).path)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig
 
     from ecva_core.models.anomshield.modeling import AnomShieldModel
     from ecva_core.models.anomshield.vision import CLIPVisionTower, build_vision_model, load_image_processor
 
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ModelLoadError(f"AnomShield checkpoint folder not found: {folder}. Point anomshield:PATH at a "
-                             "training output folder (config.json with mm_* fields, adapter or weights)")
-    cfg = AnomShieldConfig.from_folder(folder)
     device = options.resolved_device()
     dtype = options.resolved_dtype(device)
-    is_lora = (folder / "adapter_config.json").is_file()
-    lm_source = str(folder) if (not is_lora and _has_lm_weights(folder)) else resolve_model_base(
-        folder, cfg, model_base)
     hint = ("Download Mistral-7B-Instruct-v0.2 and pass its folder as the base "
             "(anomshield:PATH@BASE), or allow hub access (unset HF_HUB_OFFLINE).")
     text_config = MistralConfig.from_dict({k: v for k, v in cfg.text_config.items() if k != "_name_or_path"})
@@ -158,7 +172,6 @@ def load_anomshield(path: str | Path, options: ModelOptions, model_base: str | N
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot apply the LoRA adapter in {folder}: {exc}") from exc
 
-    tower_source = resolve_vision_tower(cfg, folder, options.extra.get("vision_tower"))
     tower_hint = "Download openai/clip-vit-large-patch14 and pass vision_tower=PATH (or fix mm_vision_tower)."
     vision_model = _pretrained(build_vision_model, tower_source, "CLIP vision tower", tower_hint,
                                attn_implementation=options.attn_implementation)
