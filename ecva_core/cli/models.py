@@ -28,7 +28,7 @@ def models() -> None:
 def download(spec: str, hub: str | None, dest: Path | None, as_json: bool) -> None:
     """Download (resuming if interrupted) and verify what SPEC needs: for hf: the model; for anomshield:
     the checkpoint, its base language model and its CLIP vision tower. Prints the spec to use offline."""
-    from ecva_core.models.hub import prefetch
+    from ecva_core.models.prefetch import prefetch
 
     log(f"Fetching what {spec} needs (resumes where it stopped) ...")
     result = prefetch(spec, hub=hub, dest=dest)
