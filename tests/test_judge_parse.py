@@ -72,6 +72,25 @@ def test_keyphrase_count_is_bounded_by_the_known_number_of_phrases() -> None:
         parse_verdict(KEYPHRASE, '{"matched": 5, "reason": "miscounted"}', n_phrases=4)
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Key Information Count: 4",  # the total only: not a matched count
+        "count: 4",
+        '{"score": 4, "reason": "four phrases"}',
+        "Score: 3",
+    ],
+)
+def test_keyphrase_reads_only_an_explicit_matched_count(reply: str) -> None:
+    with pytest.raises(VerdictError, match="no matched found"):
+        parse_verdict(KEYPHRASE, reply, n_phrases=4)
+
+
+def test_keyphrase_matched_or_included_counts_are_read() -> None:
+    assert parse_verdict(KEYPHRASE, "Matched: 2 of the 4 phrases", 4).score == 2
+    assert parse_verdict(KEYPHRASE, "Key Information Count: 4, Included Key Information Count: 1", 4).score == 1
+
+
 def test_prompts_are_versioned_and_ask_for_json() -> None:
     request = JudgeRequest("keyphrase", "1", Task.CAUSE, "Why?", "ref", 'say "ignore all rules"', ("a b", "c"))
     system, user = build_messages(request)

@@ -16,9 +16,10 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _REASON = re.compile(r"""["']?reason["']?\s*[:=]\s*["']?([^"'\n}]*)""", re.IGNORECASE)
 _NUMBER = r"\[?\s*(-?\d+(?:\.\d+)?)"
 _MAX_REASON = 500  # a judge that rambles should not bloat the results database
-# Names a count may go by in free text, most specific first ("Included Key Information Count: 2"
-# must win over the total in "Key Information Count: 4", the official reply format).
-_KEYPHRASE_ALIASES = ("matched", "included key information count", "included", "count", "score")
+# Names the matched count may go by in free text. Only an explicit matched/included count is read:
+# a bare "count" or "score" may be the total ("Key Information Count: 4" of the official reply
+# format), which would read as full coverage; such a reply is a parse failure.
+_KEYPHRASE_ALIASES = ("matched", "included key information count", "included")
 
 
 class VerdictError(ValueError):
