@@ -362,7 +362,8 @@ def test_pair_judge_compares_a_probe_answer_with_the_normal_answer(stub, tmp_pat
         ("3", "hallucination"),
     ]  # fmt: skip
     pair = reqs[1]
-    assert (pair.metric, pair.normal_answer, pair.answer) == ("judge_hallucination_pair", preds[0].output, preds[1].output)
+    expected = ("judge_hallucination_pair", preds[0].output, preds[1].output)
+    assert (pair.metric, pair.normal_answer, pair.answer) == expected
     run = run_judges(reqs, settings_for(stub, tmp_path), JudgeCache(tmp_path / "r.db"), retry=FAST)
     values = {(r.request.video_id, r.request.judge): r.value for r in run.results}
     assert values[("1", "hallucination_pair")] == 0.0 and values[("2", "hallucination_pair")] == 1.0

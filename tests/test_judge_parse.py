@@ -124,7 +124,8 @@ def test_official_replies_are_read_with_the_official_patterns(judge: str, reply:
 
 
 def test_official_key_information_reply_gives_the_judges_own_count() -> None:
-    verdict = parse_verdict(OFFICIAL_PROMPTS["keyphrase"], "Key Information Count: 5, Included Key Information Count: 2")
+    reply = "Key Information Count: 5, Included Key Information Count: 2"
+    verdict = parse_verdict(OFFICIAL_PROMPTS["keyphrase"], reply)
     assert (verdict.score, verdict.total) == (2, 5)
 
 

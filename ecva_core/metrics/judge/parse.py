@@ -79,12 +79,14 @@ def _official(prompt: JudgePrompt, text: str) -> Verdict:
     if prompt.score_field == "included":
         match = _OFFICIAL_KEY_INFORMATION.search(text)
         if match is None:
-            raise VerdictError(f"no 'Key Information Count: N, Included Key Information Count: M' in reply: "
-                               f"{_excerpt(text)}")
+            raise VerdictError(
+                f"no 'Key Information Count: N, Included Key Information Count: M' in reply: {_excerpt(text)}"
+            )
         total, included = int(match.group(1)), int(match.group(2))
         if total == 0 or included > total:
-            raise VerdictError(f"included count {included} of {total} key phrases is not a share in reply: "
-                               f"{_excerpt(text)}")
+            raise VerdictError(
+                f"included count {included} of {total} key phrases is not a share in reply: {_excerpt(text)}"
+            )
         return Verdict(included, reason, total=total)
     pattern = _OFFICIAL_BRACKETED_SCORE if prompt.name == "consistency" else _OFFICIAL_SCORE
     match = pattern.search(text)
