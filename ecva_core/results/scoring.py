@@ -251,7 +251,7 @@ def _score_auxiliary(db: ResultsDB, submission_id: int, dataset: Dataset, progre
             rows += [ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "video not in the dataset") for m in names]
         else:
             prediction = Prediction(pred.video_id, task, pred.output, pred.prompt, pred.probe or None)
-            for score in auxiliary.score_auxiliary(prediction, record.annotation):
+            for score in auxiliary.score_auxiliary(prediction, record.annotation, record.duration):
                 rows.append(ScoreRow(pred.id, score.metric, score.value, str(score.status), score.reason))
     written = db.write_scores(rows)
     if progress:
