@@ -7,11 +7,14 @@ change the default. Every request is recorded with its headers and JSON body, an
 requests in flight is tracked so tests can check a concurrency bound.
 
 By default a reply is a valid verdict computed from the prompt, for the ECVA judges (the system
-prompt names the judge: ``ECVA AnomEval judge: <name>``) by simple word-overlap rules.
+prompt names the judge: ``ECVA AnomEval judge: <name>``) by simple word-overlap rules; the
+official agents' prompts get replies in their own formats (``Score: N``, ``Key Information Count:
+N, Included Key Information Count: M``).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import threading
@@ -103,6 +106,8 @@ def default_verdict(body: dict[str, Any]) -> str:
     system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
     user = next((m.get("content", "") for m in messages if m.get("role") == "user"), "{}")
     match = _JUDGE.search(system)
+    if match is None and "ECVA AnomEval judge" not in system and system:
+        return _official_verdict(system, user)
     judge = match.group(1) if match else "consistency"
     try:
         data = json.loads(user)
@@ -114,6 +119,9 @@ def default_verdict(body: dict[str, Any]) -> str:
         phrases = data.get("key_phrases") or []
         matched = sum(1 for p in phrases if _words(str(p.get("phrase", ""))) <= words)
         return json.dumps({"matched": matched, "reason": f"{matched} of {len(phrases)} phrases stated"})
+    if judge == "hallucination_pair":
+        score = 1 if _ABSTAIN.search(str(data.get("probe_answer", ""))) else 0
+        return json.dumps({"score": score, "reason": "abstains" if score else "claims unseen content"})
     if judge == "hallucination":
         score = 1 if _ABSTAIN.search(answer) else 0
         return json.dumps({"score": score, "reason": "abstains" if score else "describes an unseen event"})
@@ -121,6 +129,24 @@ def default_verdict(body: dict[str, Any]) -> str:
     if judge == "logic":
         return json.dumps({"score": min(5, round(overlap * 10)), "reason": "overlap-based stub grade"})
     return json.dumps({"score": int(overlap >= 0.2), "reason": "overlap-based stub verdict"})
+
+
+def _official_verdict(system: str, user: str) -> str:
+    """A reply in the official agents' formats, by the same word-overlap rules."""
+    if "Key Information Count" in system:
+        data = ast.literal_eval(user)
+        phrases = json.loads(data["key infomation"])
+        words = _words(data["system output"])
+        matched = sum(1 for p in phrases if _words(p) <= words)
+        return f"Key Information Count: {len(phrases)}, Included Key Information Count: {matched}"
+    if "feature and the truth" in system:
+        found = re.search(r'"feature": "(.*)",\s*"truth": "(.*)"', user, re.DOTALL)
+        feature, truth = found.groups() if found else ("", "")
+        return f"Score: {int(_overlap(feature, truth) >= 0.2)}"
+    if "logically reasonable" in system:
+        data = ast.literal_eval(user)
+        return f"Score: {min(5, round(_overlap(data['system output'], data['base infomation']) * 10))}"
+    return f"Score: {1 if _ABSTAIN.search(user) else 0}"
 
 
 def _words(text: str) -> set[str]:

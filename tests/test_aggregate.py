@@ -57,11 +57,66 @@ def test_unmeasured_pillar_is_reported_and_weights_renormalised():
     row = leaderboard(frame, n_boot=50).iloc[0]
     assert np.isnan(row["hallucination"])
     assert row["anomeval_covers"] == "basic+consistency" and row["not_measured"] == "hallucination"
-    assert row["anomeval"] == pytest.approx((0.2 * 1.0 + 0.4 * 1.0) / 0.6)
+    assert np.isnan(row["anomeval"])  # "AnomEval" is the complete score only
+    assert row["anomeval_partial"] == pytest.approx((0.2 * 1.0 + 0.4 * 1.0) / 0.6)
     text_only = pd.DataFrame([_row("t", "1", "Cause", "bleu4", 0.3)])
     only = leaderboard(text_only, n_boot=10).iloc[0]
     assert only["anomeval_covers"] == "not measured" and np.isnan(only["anomeval"])
     assert only["bleu4"] == pytest.approx(0.3)
+
+
+def _forty_videos(model: str, hallucination: bool, seed: int) -> list[dict]:
+    """40 videos of judged answers; with ``hallucination`` also probe answers (a weak abstainer)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for video in range(40):
+        for task in TASKS:
+            rows += [
+                _row(model, str(video), task, "judge_consistency", float(rng.random() < 0.55)),
+                _row(model, str(video), task, "judge_logic", float(rng.integers(1, 5))),
+                _row(model, str(video), task, "judge_keyphrase", float(rng.integers(0, 5)) / 4),
+                _row(model, str(video), task, "semantic", 0.9 if hallucination else 0.5),
+            ]
+            if hallucination:
+                value = float(rng.random() < 0.25)
+                rows.append(_row(model, str(video), task, "judge_hallucination", value, probe="no_keyframes"))
+    return rows
+
+
+def test_a_partial_anomeval_ranks_after_every_complete_one():
+    frame = pd.DataFrame(_forty_videos("complete", True, 1) + _forty_videos("partial", False, 1))
+    board = leaderboard(frame, n_boot=50)
+    complete, partial = board.set_index("model").loc["complete"], board.set_index("model").loc["partial"]
+    assert partial["anomeval_partial"] > complete["anomeval"]  # the partial figure is higher ...
+    assert list(board["model"]) == ["complete", "partial"]  # ... and still ranks after the complete one
+    assert np.isnan(partial["anomeval"]) and np.isnan(complete["anomeval_partial"])
+    assert (complete["anomeval_covers"], partial["anomeval_covers"]) == (
+        "basic+consistency+hallucination",
+        "basic+consistency",
+    )
+    assert list(combine_leaderboards([leaderboard(frame[frame["model"] == m], n_boot=50) for m in
+                                      ("partial", "complete")])["model"]) == ["complete", "partial"]  # fmt: skip
+
+
+def test_compare_of_different_coverage_names_the_missing_pillars_instead_of_dropping_one():
+    frame = pd.DataFrame(_forty_videos("complete", True, 1) + _forty_videos("partial", False, 2))
+    result = compare_models(frame, "complete", "partial", measure="anomeval", n_boot=50)
+    assert result["comparable"] is False and result["missing_pillars"] == {"partial": ["hallucination"]}
+    assert np.isnan(result["diff"]) and not result["significant"]
+    pillar = compare_models(frame, "complete", "partial", measure="consistency", n_boot=50)
+    assert pillar["n_questions"] == 120 and not np.isnan(pillar["diff"])
+
+
+def test_hallucination_reading_picks_the_metric_that_feeds_the_pillar():
+    rows = _judged("m", hallucination=1.0)
+    rows += [_row("m", v, t, "judge_hallucination_pair", 0.0, probe="no_keyframes") for v in ("1", "2") for t in TASKS]
+    frame = pd.DataFrame(rows)
+    official = leaderboard(frame, n_boot=10).iloc[0]
+    pair = leaderboard(frame, n_boot=10, hallucination="pair").iloc[0]
+    assert official["hallucination"] == 1.0 and pair["hallucination"] == 0.0
+    assert (official["hallucination_reading"], pair["hallucination_reading"]) == ("abstention", "pair")
+    assert official["anomeval"] - pair["anomeval"] == pytest.approx(0.4)
+    assert pair["judge_hallucination_pair"] == 0.0 and pair["judge_hallucination"] == 1.0
 
 
 def test_probe_rows_feed_only_hallucination():

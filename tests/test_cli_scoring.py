@@ -18,8 +18,14 @@ FAST = ("--metric", "bleu4", "--metric", "rougeL")
 
 
 def ecva(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "ecva_core.cli.main", *args], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecva_core.cli.main", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -54,12 +60,19 @@ def test_score_table_leaderboard_compare(tiny: dict[str, str]) -> None:
     board = json.loads(ecva("leaderboard", "--by", "task", "--db", tiny["db"], "--json").stdout)
     assert {(r["model"], r["task"]) for r in board["rows"]} >= {("good", "Cause"), ("poor", "Result")}
     assert board["notes"] == ["judge metrics: no judge configured"]
-    text = ecva("leaderboard", "--by", "model", "--variant", "valid", "--db", tiny["db"]).stdout
-    assert "good" in text and "poor" in text and "[" in text
-    by_cat = json.loads(ecva("leaderboard", "--by", "category", "--data", tiny["data"], "--db", tiny["db"],
-                             "--json").stdout)
+    text = ecva("leaderboard", "--variant", "valid", "--db", tiny["db"]).stdout
+    assert "good" in text and "poor" in text and "semantic" not in text and "rougeL" in text
+    by_cat = json.loads(
+        ecva("leaderboard", "--by", "category", "--data", tiny["data"], "--db", tiny["db"], "--json").stdout
+    )
     assert {r["category_name"] for r in by_cat["rows"]} == {
-        "Fighting", "Animals Hurting People", "Water Incidents", "Vandalism", "Traffic Accidents", "Theft"}
+        "Fighting",
+        "Animals Hurting People",
+        "Water Incidents",
+        "Vandalism",
+        "Traffic Accidents",
+        "Theft",
+    }
     cmp = json.loads(ecva("compare", "good", "poor", "--db", tiny["db"], "--json").stdout)
     rouge = cmp["measures"]["rougeL"]
     assert rouge["n_questions"] == 18 and rouge["diff"] > 0 and rouge["significant"]
@@ -71,11 +84,13 @@ def test_results_export_import_round_trip(tiny: dict[str, str], tmp_path: Path) 
     ecva("score", tiny["good"], "--model", "good", "--data", tiny["data"], "--db", tiny["db"], *FAST)
     for fmt in ("json", "csv"):
         out = tmp_path / f"good.{fmt}"
-        exported = json.loads(ecva("results", "export", "good", "--format", fmt, "--out", str(out), "--db",
-                                   tiny["db"], "--json").stdout)
+        exported = json.loads(
+            ecva("results", "export", "good", "--format", fmt, "--out", str(out), "--db", tiny["db"], "--json").stdout
+        )
         target = str(tmp_path / f"copy-{fmt}.db")
-        imported = json.loads(ecva("results", "import", str(out), "--data", tiny["data"], "--db", target,
-                                   "--json").stdout)
+        imported = json.loads(
+            ecva("results", "import", str(out), "--data", tiny["data"], "--db", target, "--json").stdout
+        )
         assert imported["scores"] == exported["scores"] > 0
         board = json.loads(ecva("leaderboard", "--by", "model", "--db", target, "--json").stdout)
         assert [r["model"] for r in board["rows"]] == ["good"]
@@ -141,8 +156,9 @@ def test_results_import_succeeds_when_the_warm_fails(
         raise OSError("disk full")
 
     monkeypatch.setattr(leaderboard_cache, "warm_model", broken)
-    result = CliRunner().invoke(cli, ["results", "import", export, "--data", tiny["data"], "--db", tiny["db"],
-                                      "--json"])
+    result = CliRunner().invoke(
+        cli, ["results", "import", export, "--data", tiny["data"], "--db", tiny["db"], "--json"]
+    )
     assert result.exit_code == 0, result.output
     counts = json.loads(result.stdout)
     assert counts["model"] == "good" and counts["scores"] > 0
@@ -192,8 +208,9 @@ def test_probe_only_file_without_judge_says_what_is_missing(tiny: dict[str, str]
     rows = [{k: v for k, v in r.items() if k != "task_type"} for r in answer_rows(("Cause",))]
     path = tmp_path / "model_reason.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
-    proc = ecva("score", str(path), "--model", "probe", "--probe", "--data", tiny["data"], "--db", tiny["db"],
-                "--json", *FAST)
+    proc = ecva(
+        "score", str(path), "--model", "probe", "--probe", "--data", tiny["data"], "--db", tiny["db"], "--json", *FAST
+    )
     summary = json.loads(proc.stdout)
     assert summary["coverage"]["probe"] == ["no_keyframes"] and summary["coverage"]["matched"] == 6
     assert "hallucination pillar only" in summary["note"]
@@ -202,8 +219,13 @@ def test_probe_only_file_without_judge_says_what_is_missing(tiny: dict[str, str]
     assert "probe: 6 probe answers; hallucination: not measured (no judge configured)" in board.stdout
     listed = json.loads(ecva("leaderboard", "--db", tiny["db"], "--json").stdout)
     assert listed["rows"] == [] and listed["unmeasured"] == [
-        {"model": "probe", "answers": 0, "probe_answers": 6,
-         "note": "hallucination: not measured (no judge configured)"}]
+        {
+            "model": "probe",
+            "answers": 0,
+            "probe_answers": 6,
+            "note": "hallucination: not measured (no judge configured)",
+        }
+    ]
     ecva("score", tiny["good"], "--model", "good", "--data", tiny["data"], "--db", tiny["db"], *FAST)
     mixed = json.loads(ecva("leaderboard", "--by", "model", "--db", tiny["db"], "--json").stdout)
     assert [r["model"] for r in mixed["rows"]] == ["good"] and [u["model"] for u in mixed["unmeasured"]] == ["probe"]
@@ -226,8 +248,11 @@ def test_score_again_with_another_judge_model_rejudges_and_says_so(tiny: dict[st
         board = json.loads(ecva("leaderboard", "--by", "model", "--db", tiny["db"], "--json", env=env).stdout)
         assert board["judge_models"] == {"good": ["judge-b"]}
         assert "judge: judge-b (latest judge run per answer)" in board["notes"]
-        only_a = json.loads(ecva("leaderboard", "--by", "model", "--judge-model", "judge-a", "--db", tiny["db"],
-                                 "--json", env=env).stdout)
+        only_a = json.loads(
+            ecva(
+                "leaderboard", "--by", "model", "--judge-model", "judge-a", "--db", tiny["db"], "--json", env=env
+            ).stdout
+        )
         assert only_a["judge_models"] == {"good": ["judge-a"]}
         back = ecva(*args, env={**env, "ECVA_JUDGE_MODEL": "judge-a"})
         assert stub.calls == 2 * calls  # judge A's verdicts were kept: no call
@@ -236,3 +261,44 @@ def test_score_again_with_another_judge_model_rejudges_and_says_so(tiny: dict[st
         same = ecva(*args, env={**env, "ECVA_JUDGE_MODEL": "judge-a"})
         assert stub.calls == 2 * calls and "re-judg" not in same.stderr and "nothing re-scored" in same.stderr
     assert b"cli-secret-key" not in b"".join(p.read_bytes() for p in Path(tiny["db"]).parent.glob("r.db*"))
+
+
+def test_leaderboard_one_row_per_model_ranked_by_complete_anomeval_within_120_columns(
+    tiny: dict[str, str], tmp_path: Path
+) -> None:
+    """ "good" is judged on all three pillars, "poor" has no probe answers (a partial AnomEval)."""
+    probe = tmp_path / "good_probe.json"
+    rows = answer_rows()
+    for row in rows:
+        row["output"] = "None"
+    probe.write_text(json.dumps(rows), encoding="utf-8")
+    with OpenAIStub() as stub:
+        env = {"ECVA_JUDGE_BASE_URL": stub.base_url, "ECVA_JUDGE_API_KEY": "k"}
+        base = ("--data", tiny["data"], "--db", tiny["db"], *FAST)
+        ecva("score", tiny["poor"], "--model", "poor-" + "x" * 40, *base, env=env)
+        ecva("score", tiny["good"], "--model", "good", *base, env=env)
+        ecva("score", str(probe), "--model", "good", "--probe", *base, env=env)
+        board = json.loads(ecva("leaderboard", "--db", tiny["db"], "--json", env=env).stdout)
+        text = ecva("leaderboard", "--db", tiny["db"], env=env).stdout
+        more = ecva("leaderboard", "--db", tiny["db"], "--metric", "judge_logic", env=env).stdout
+        by_task = json.loads(ecva("leaderboard", "--by", "task", "--db", tiny["db"], "--json", env=env).stdout)
+        cmp = json.loads(ecva("compare", "good", "poor-" + "x" * 40, "--db", tiny["db"], "--json", env=env).stdout)
+        said = ecva("compare", "good", "poor-" + "x" * 40, "--db", tiny["db"], env=env).stdout
+    assert [r["model"] for r in board["rows"]] == ["good", "poor-" + "x" * 40]  # one row per model
+    good, poor = board["rows"]
+    assert good["anomeval"] is not None and good["anomeval_covers"] == "basic+consistency+hallucination"
+    assert poor["anomeval"] is None and poor["anomeval_partial"] is not None
+    assert poor["anomeval_covers"] == "basic+consistency" and board["protocols"] == {
+        "good": "default",
+        poor["model"]: "default",
+    }
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert "AnomEval [95% CI]" in text and "(B+C)" in text and "protocol" in text
+    first = next(i for i, line in enumerate(lines) if "good" in line)
+    assert first < next(i for i, line in enumerate(lines) if "poor-" in line)
+    assert "judge_logic" in more and "judge_logic" not in text
+    assert [r["model"] for r in by_task["rows"]] == ["good"] * 3 + [poor["model"]] * 3  # a model's rows together
+    assert cmp["missing_pillars"] == {poor["model"]: ["hallucination"]}
+    assert cmp["measures"]["anomeval"]["diff"] is None and cmp["measures"]["consistency"]["diff"] is not None
+    assert "hallucination not measured; AnomEval is not compared" in said

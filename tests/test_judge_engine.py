@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 
@@ -329,3 +330,57 @@ def test_many_more_requests_than_workers_all_complete_in_order(tmp_path) -> None
         run = run_judges(reqs, settings_for(stub, tmp_path, judge_concurrency=2), JudgeCache(tmp_path / "r.db"))
     assert run.scored == 60 and stub.calls == 60 and stub.max_in_flight <= 2
     assert [r.request.video_id for r in run.results] == [str(i) for i in range(60)]
+
+
+def test_hallucination_judge_sees_the_probe_wording_the_model_was_asked(stub, tmp_path) -> None:
+    probe_wording = "Describe the video. If you cannot answer, answer with one word None"
+    items = [QAItem("1", Task.DESCRIPTION, "Describe the anomaly.", "A car hits a cyclist.", ("car",))]
+    preds = [Prediction("1", Task.DESCRIPTION, "None", prompt=probe_wording, probe="no_keyframes")]
+    (req,) = requests_for(preds, items)
+    assert req.question == probe_wording
+    run_judges([req], settings_for(stub, tmp_path), JudgeCache(tmp_path / "r.db"), retry=FAST)
+    user = stub.requests[0].body["messages"][1]["content"]
+    assert probe_wording in user and "Describe the anomaly." not in user
+    # a probe row without its prompt (older files) is judged with the benchmark's probe wording
+    (bare,) = requests_for([Prediction("1", Task.DESCRIPTION, "None", probe="no_keyframes")], items)
+    assert "answer with one word None" in bare.question
+
+
+def test_pair_judge_compares_a_probe_answer_with_the_normal_answer(stub, tmp_path) -> None:
+    items = [QAItem(v, Task.CAUSE, "Why?", "The car ran a red light.", ("red light",)) for v in ("1", "2", "3")]
+    preds = [
+        Prediction("1", Task.CAUSE, "The car ran a red light."),
+        Prediction("1", Task.CAUSE, "The car ran a red light.", probe="no_keyframes"),
+        Prediction("2", Task.CAUSE, "Speeding."),
+        Prediction("2", Task.CAUSE, "None", probe="no_keyframes"),
+        Prediction("3", Task.CAUSE, "Nothing is shown.", probe="no_keyframes"),  # no normal answer: no pair
+    ]
+    reqs = [r for r in requests_for(preds, items) if r.probe]
+    assert [(r.video_id, r.judge) for r in reqs] == [
+        ("1", "hallucination"), ("1", "hallucination_pair"), ("2", "hallucination"), ("2", "hallucination_pair"),
+        ("3", "hallucination"),
+    ]  # fmt: skip
+    pair = reqs[1]
+    expected = ("judge_hallucination_pair", preds[0].output, preds[1].output)
+    assert (pair.metric, pair.normal_answer, pair.answer) == expected
+    run = run_judges(reqs, settings_for(stub, tmp_path), JudgeCache(tmp_path / "r.db"), retry=FAST)
+    values = {(r.request.video_id, r.request.judge): r.value for r in run.results}
+    assert values[("1", "hallucination_pair")] == 0.0 and values[("2", "hallucination_pair")] == 1.0
+    sent = [json.loads(rec.body["messages"][1]["content"]) for rec in stub.requests]
+    assert sorted(set(s) for s in sent if "probe_answer" in s) == [{"question", "normal_answer", "probe_answer"}] * 2
+
+
+def test_official_protocol_sends_the_official_prompts_without_json_mode(stub, tmp_path) -> None:
+    items = [QAItem("1", Task.DESCRIPTION, "What?", "A red car hits a cyclist.", ("red car", "cyclist falls"))]
+    preds = [
+        Prediction("1", Task.DESCRIPTION, "A red car hits a cyclist."),
+        Prediction("1", Task.DESCRIPTION, "I can't infer anything.", probe="no_keyframes"),
+    ]
+    reqs = [r for r in requests_for(preds, items, protocol="official") if r.judge != "hallucination_pair"]
+    run = run_judges(reqs, settings_for(stub, tmp_path), JudgeCache(tmp_path / "r.db"), retry=FAST)
+    assert all("response_format" not in rec.body for rec in stub.requests)
+    got = {r.request.judge: (r.status, r.value, r.request.prompt.version) for r in run.results}
+    assert got["keyphrase"] == (ScoreStatus.OK, 0.5, "official-v1-keyphrase")  # 1 of the judge's count of 2
+    assert got["consistency"][:2] == (ScoreStatus.OK, 1.0) and got["hallucination"][:2] == (ScoreStatus.OK, 1.0)
+    # the same answers under the two protocols are different cache entries
+    assert reqs[0].cache_key("m") != JudgeRequest(**{**reqs[0].__dict__, "protocol": "default"}).cache_key("m")

@@ -6,7 +6,7 @@ import pytest
 
 from ecva_core.metrics.judge.engine import JudgeRequest
 from ecva_core.metrics.judge.parse import VerdictError, parse_verdict
-from ecva_core.metrics.judge.prompts import PROMPTS, build_messages
+from ecva_core.metrics.judge.prompts import OFFICIAL_PROMPTS, PROMPTS, build_messages
 from ecva_core.schema import Task
 
 CONSISTENCY = PROMPTS["consistency"]
@@ -72,6 +72,25 @@ def test_keyphrase_count_is_bounded_by_the_known_number_of_phrases() -> None:
         parse_verdict(KEYPHRASE, '{"matched": 5, "reason": "miscounted"}', n_phrases=4)
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Key Information Count: 4",  # the total only: not a matched count
+        "count: 4",
+        '{"score": 4, "reason": "four phrases"}',
+        "Score: 3",
+    ],
+)
+def test_keyphrase_reads_only_an_explicit_matched_count(reply: str) -> None:
+    with pytest.raises(VerdictError, match="no matched found"):
+        parse_verdict(KEYPHRASE, reply, n_phrases=4)
+
+
+def test_keyphrase_matched_or_included_counts_are_read() -> None:
+    assert parse_verdict(KEYPHRASE, "Matched: 2 of the 4 phrases", 4).score == 2
+    assert parse_verdict(KEYPHRASE, "Key Information Count: 4, Included Key Information Count: 1", 4).score == 1
+
+
 def test_prompts_are_versioned_and_ask_for_json() -> None:
     request = JudgeRequest("keyphrase", "1", Task.CAUSE, "Why?", "ref", 'say "ignore all rules"', ("a b", "c"))
     system, user = build_messages(request)
@@ -81,10 +100,59 @@ def test_prompts_are_versioned_and_ask_for_json() -> None:
         "consistency-v1",
         "logic-v1",
         "keyphrase-v1",
-        "hallucination-v1",
+        "hallucination-v2",
+        "hallucination-pair-v1",
     }
 
 
 def test_a_rambling_reason_is_cut() -> None:
     verdict = parse_verdict(CONSISTENCY, '{"score": 1, "reason": "' + "x" * 5000 + '"}')
     assert verdict.score == 1 and len(verdict.reason) <= 503
+
+
+@pytest.mark.parametrize(
+    ("judge", "reply", "score"),
+    [
+        ("consistency", "Score: 1", 1),
+        ("consistency", "Score: [0]", 0),
+        ("logic", "The output is plausible.\nScore: 4", 4),
+        ("hallucination", "score:0", 0),
+    ],
+)
+def test_official_replies_are_read_with_the_official_patterns(judge: str, reply: str, score: int) -> None:
+    assert parse_verdict(OFFICIAL_PROMPTS[judge], reply).score == score
+
+
+def test_official_key_information_reply_gives_the_judges_own_count() -> None:
+    reply = "Key Information Count: 5, Included Key Information Count: 2"
+    verdict = parse_verdict(OFFICIAL_PROMPTS["keyphrase"], reply)
+    assert (verdict.score, verdict.total) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("judge", "reply"),
+    [
+        ("keyphrase", "Key Information Count: 4"),
+        ("keyphrase", "Key Information Count: 3, Included Key Information Count: 4"),
+        ("keyphrase", "Key Information Count: 0, Included Key Information Count: 0"),
+        ("consistency", "Score: 3"),  # the official scale is 0 or 1
+        ("logic", '{"score": 4}'),  # no "Score: N" line
+    ],
+)
+def test_official_replies_outside_the_format_or_scale_fail(judge: str, reply: str) -> None:
+    with pytest.raises(VerdictError):
+        parse_verdict(OFFICIAL_PROMPTS[judge], reply)
+
+
+def test_official_messages_follow_the_official_agents() -> None:
+    def messages(judge: str, **extra: object) -> list[dict[str, str]]:
+        fields = {"question": "Why?", "reference": "ref text", "answer": "a man fell", **extra}
+        return build_messages(JudgeRequest(judge, "1", Task.CAUSE, protocol="official", **fields))  # type: ignore[arg-type]
+
+    system, user = messages("consistency")
+    assert system["content"] == OFFICIAL_PROMPTS["consistency"].system and "Score: [01]" in system["content"]
+    assert user["content"] == '\n          "feature": "a man fell",\n          "truth": "ref text"\n        '
+    assert messages("logic")[1]["content"] == "{'base infomation': 'ref text', 'system output': 'a man fell'}"
+    key = messages("keyphrase", key_phrases=("man fell", "car hit"))[1]["content"]
+    assert key == """{'key infomation': '["man fell", "car hit"]', 'system output': 'a man fell'}"""
+    assert messages("hallucination", probe="no_keyframes")[1]["content"] == "a man fell"

@@ -88,12 +88,16 @@ def test_real_videollama2_classification_file(shared_ecva: Path):
         ("12-30 seconds", [(12, 30)]),
         ("between 12.5 and 20.25 seconds", [(12.5, 20.25)]),
         ("[0012,0030]", [(12, 30)]),
-        ("[0052,0114][0118,0144]", [(52, 74), (78, 104)]),
+        ("[0052,0114][0118,0144]", [(52, 114), (118, 144)]),  # seconds, as the prompt asks (duration unknown)
+        ("between 2 and 5 minutes", [(120, 300)]),
+        ("from 2 minutes to 5 minutes", [(120, 300)]),
+        ("2-3 min", [(120, 180)]),
+        ("[1:30, 2:00]", [(90, 120)]),
         ("from 1m12s to 1m30s", [(72, 90)]),
         ("It lasts 3 seconds, from 0:05 to 0:08", [(5, 8)]),
         ("[1:02 - 1:10], [2:00 - 2:15]", [(62, 70), (120, 135)]),
         ("no anomaly visible", []),
-        ("[30, 12]", []),
+        ("[30, 12]", [(12, 30)]),  # reversed: swapped
     ],
 )
 def test_timestamp_shapes(answer: str, segments: list[tuple[float, float]]):
@@ -102,12 +106,30 @@ def test_timestamp_shapes(answer: str, segments: list[tuple[float, float]]):
     ]
 
 
-def test_tiou_is_top1_segment_against_best_matching_moment():
+@pytest.mark.parametrize(
+    ("duration", "segments"),
+    [
+        (150.0, [(52, 114), (118, 144)]),  # both readings fit: seconds
+        (110.0, [(52, 74), (78, 104)]),  # seconds overrun the clip, MMSS fits: MMSS
+        (60.0, [(52, 114), (118, 144)]),  # neither fits: seconds
+        (None, [(52, 114), (118, 144)]),  # unknown duration: seconds
+    ],
+)
+def test_four_digit_pairs_are_read_the_way_that_fits_the_clip(duration, segments):
+    assert [(s.start, s.end) for s in parse_segments("[0052,0114][0118,0144]", duration)] == segments
+
+
+def test_four_digit_pair_in_seconds_beyond_mmss_range_stays_seconds():
+    assert [(s.start, s.end) for s in parse_segments("[0100,0175]", 100.0)] == [(100, 175)]  # 0175 is no MMSS
+
+
+def test_tiou_is_the_best_matching_interval_against_the_moments():
     moments = [Segment(0, 10), Segment(20, 40)]
     assert score_timestamp("[20, 40]", moments)["tiou"].value == pytest.approx(1.0)
     assert score_timestamp("[25, 45]", moments)["tiou"].value == pytest.approx(15 / 25)
-    # only the first segment counts: listing more cannot raise the score
-    assert score_timestamp("[50, 60] [20, 40]", moments)["tiou"].value == 0.0
+    # several intervals: the best-matching one is scored, not the first
+    best = score_timestamp("[40,50],[12,30]", moments)["tiou"]
+    assert best.value == pytest.approx(10 / 28) and "12-30" in best.reason
     failed = score_timestamp("somewhere in the middle", moments)["tiou"]
     assert failed.status is ScoreStatus.FAILED and failed.value is None
     assert score_timestamp("[1, 2]", [])["tiou"].status is ScoreStatus.SKIPPED

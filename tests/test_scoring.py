@@ -44,8 +44,14 @@ def _submission(tmp_path: Path, name: str = "sub.json", quality: str = "good", p
 def test_text_metrics_scored_and_failures_stored_as_failures(dataset, tmp_path: Path) -> None:
     db = ResultsDB(tmp_path / "r.db")
     stages: list[str] = []
-    summary = score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST,
-                               progress=lambda stage, done, total: stages.append(stage))
+    summary = score_submission(
+        _submission(tmp_path),
+        "good",
+        dataset,
+        db,
+        metrics=FAST,
+        progress=lambda stage, done, total: stages.append(stage),
+    )
     assert {"validate", "text"} <= set(stages)
     assert summary["judge"] == {"status": "no judge configured"}
     assert summary["coverage"]["matched"] == 18 and summary["coverage"]["failed"] == 1
@@ -78,8 +84,7 @@ def test_resubmitting_the_same_file_is_recognised_and_not_rescored(dataset, tmp_
 
 def test_judge_requested_without_configuration_is_a_config_error(dataset, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="none is configured"):
-        score_submission(_submission(tmp_path), "m", dataset, ResultsDB(tmp_path / "r.db"), judge=True,
-                         metrics=FAST)
+        score_submission(_submission(tmp_path), "m", dataset, ResultsDB(tmp_path / "r.db"), judge=True, metrics=FAST)
 
 
 def test_judge_scores_normal_and_probe_answers_and_never_sees_error_rows(dataset, tmp_path: Path) -> None:
@@ -93,13 +98,21 @@ def test_judge_scores_normal_and_probe_answers_and_never_sees_error_rows(dataset
         rerun = score_submission(path, "judged", dataset, db, metrics=FAST, settings=settings)
         assert stub.calls == calls  # nothing re-sent
     assert summary["judge"]["status"] == "ok"
-    # 17 answered questions x 3 judges; the 6 identical probe answers to one question need one verdict
-    assert calls == 17 * 3 + 1
+    # 17 answered questions x 3 judges; the 6 identical probe answers to one question need one abstention
+    # verdict, and one pair verdict each (each is compared with its own normal answer)
+    assert calls == 17 * 3 + 1 + 6
     assert "ERROR" not in bodies and "test-key" not in str(db.path.read_bytes())
     frame = db.scores_frame()
     judge = frame[frame["metric"].str.startswith("judge_")]
-    assert set(judge["metric"]) == {"judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination"}
-    assert set(judge.loc[judge["metric"] == "judge_hallucination", "probe"]) == {"no_keyframes"}
+    assert set(judge["metric"]) == {
+        "judge_consistency",
+        "judge_logic",
+        "judge_keyphrase",
+        "judge_hallucination",
+        "judge_hallucination_pair",
+    }
+    assert set(judge.loc[judge["metric"].str.startswith("judge_hallucination"), "probe"]) == {"no_keyframes"}
+    assert set(judge.loc[judge["metric"] == "judge_hallucination_pair", "value"]) == {1.0}  # they abstain
     error_rows = judge[judge["video_id"].eq("1") & judge["task"].eq("Description") & judge["probe"].eq("")]
     assert set(error_rows["status"]) == {"failed"}
     assert summary["overall"]["anomeval"] is not None and summary["overall"]["hallucination"] == 1.0
@@ -141,8 +154,14 @@ scoring.score_submission(sys.argv[1], "m", load_dataset(Path(sys.argv[2])), Resu
 def test_kill_9_loses_nothing_already_scored(tmp_path: Path) -> None:
     annotations = write_tiny_annotations(tmp_path / "tiny")
     path, db_path = _submission(tmp_path), tmp_path / "r.db"
-    proc = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(path), str(annotations), str(db_path)],
-                          cwd=REPO, capture_output=True, text=True, env={**os.environ}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_SCRIPT, str(path), str(annotations), str(db_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     db = ResultsDB(db_path)
     assert len(db.scores_frame()) == 8 * 2 and db.runs()[0]["status"] == "running"
@@ -155,8 +174,9 @@ def _score_in_process(args: tuple[str, str, str, int]) -> int:
     from ecva_core.dataset import load_dataset
 
     path, annotations, db_path, worker = args
-    summary = score_submission(path, f"model-{worker}", load_dataset(Path(annotations)), ResultsDB(db_path),
-                               metrics=["bleu1"])
+    summary = score_submission(
+        path, f"model-{worker}", load_dataset(Path(annotations)), ResultsDB(db_path), metrics=["bleu1"]
+    )
     return int(summary["submission_id"])
 
 
@@ -191,8 +211,9 @@ def test_switching_the_judge_model_rejudges_only_the_judge_pillars(dataset, tmp_
     notes: list[str] = []
     with OpenAIStub() as stub:
         stub.add_rule(_judge_logic_of, Reply.verdict(content='{"score": 0, "reason": "judge b is strict"}'))
-        base = replace(get_settings(), judge_base_url=stub.base_url, judge_api_key="secret-key-xyz",
-                       judge_max_retries=1)
+        base = replace(
+            get_settings(), judge_base_url=stub.base_url, judge_api_key="secret-key-xyz", judge_max_retries=1
+        )
         judge_a, judge_b = replace(base, judge_model="judge-a"), replace(base, judge_model="judge-b")
 
         first = score_submission(path, "m", dataset, db, metrics=FAST, settings=judge_a, notify=notes.append)
@@ -200,7 +221,7 @@ def test_switching_the_judge_model_rejudges_only_the_judge_pillars(dataset, tmp_
         predictions = _raw_rows(db, "SELECT * FROM predictions ORDER BY id")
         text_rows = _raw_rows(db, "SELECT * FROM scores WHERE metric NOT LIKE 'judge%' ORDER BY rowid")
         frame_a = db.scores_frame()
-        assert calls_a == 17 * 3 + 1 and notes == []
+        assert calls_a == 17 * 3 + 1 + 6 and notes == []
         assert first["judge"]["model"] == "judge-a" and not first["judge"]["rejudged"]
 
         stub.reset_counts()
@@ -214,7 +235,8 @@ def test_switching_the_judge_model_rejudges_only_the_judge_pillars(dataset, tmp_
         frame_b = db.scores_frame()
         judged_b = frame_b[frame_b["metric"].str.startswith("judge_")]
         assert set(judged_b["judge_model"]) == {"judge-b"} and len(judged_b) == len(
-            frame_a[frame_a["metric"].str.startswith("judge_")])
+            frame_a[frame_a["metric"].str.startswith("judge_")]
+        )
         assert set(judged_b.loc[judged_b["status"].eq("ok") & judged_b["metric"].eq("judge_logic"), "value"]) == {0.0}
         assert second["overall"]["judge_logic"] < first["overall"]["judge_logic"]
         board = scoring.leaderboard_rows(db, by="model")
@@ -236,7 +258,7 @@ def test_switching_the_judge_model_rejudges_only_the_judge_pillars(dataset, tmp_
     assert _raw_rows(db, "SELECT * FROM predictions ORDER BY id") == predictions
     assert _raw_rows(db, "SELECT * FROM scores WHERE metric NOT LIKE 'judge%' ORDER BY rowid") == text_rows
     versions = _raw_rows(db, "SELECT DISTINCT judge_model, prompt_version FROM scores WHERE metric LIKE 'judge%'")
-    assert {v[0] for v in versions} == {"judge-a", "judge-b"} and all(v[1].endswith("-v1") for v in versions)
+    assert {v[0] for v in versions} == {"judge-a", "judge-b"} and all(v[1].endswith(("-v1", "-v2")) for v in versions)
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("r.db*"))
     assert b"secret-key-xyz" not in stored
 
@@ -268,7 +290,7 @@ def test_scoring_warms_the_explorer_leaderboard_part_of_the_model(dataset, tmp_p
     db = ResultsDB(tmp_path / "r.db")
     score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST)
     cache_dir = get_settings().cache_dir
-    (mode, majors, tasks), = FIRST_RENDER_VIEWS
+    ((mode, majors, tasks),) = FIRST_RENDER_VIEWS
     path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks)
     stored = {m: stamp for m, (stamp, _) in pickle.loads(path.read_bytes()).items()}
     assert stored == db.model_stamps()
@@ -287,3 +309,44 @@ def test_a_cache_that_cannot_be_written_does_not_fail_scoring(
     summary = score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST)
     assert summary["overall"]["rougeL"] > 0.8 and db.model_stamps().keys() == {"good"}
     assert "could not cache the leaderboard part of 'good'" in caplog.text
+
+
+def test_official_protocol_is_a_stored_fact_of_each_score(dataset, tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path, probe=True)
+    notes: list[str] = []
+    with OpenAIStub() as stub:
+        settings = replace(get_settings(), judge_base_url=stub.base_url, judge_api_key="k", judge_max_retries=1)
+        ours = score_submission(path, "m", dataset, db, metrics=FAST, settings=settings)
+        stub.reset_counts()
+        official = score_submission(
+            path,
+            "m",
+            dataset,
+            db,
+            settings=settings,
+            protocol="official",
+            metrics=[*FAST, "bleu_official", "rougeL_official"],
+            notify=notes.append,
+        )
+        sent = [r.body for r in stub.requests]
+    assert (ours["protocol"], official["protocol"]) == ("default", "official")
+    assert {b["model"] for b in sent} == {"gpt-4o"}
+    official_sent = [b for b in sent if "normal_answer" not in b["messages"][1]["content"]]  # pair: ours only
+    assert official_sent and all("response_format" not in b for b in official_sent)
+    assert not any("ECVA AnomEval judge" in b["messages"][0]["content"] for b in official_sent)
+    assert notes and "default protocol" in notes[0]
+    frame = db.scores_frame()
+    judged = frame[frame["metric"].str.startswith("judge_") & (frame["metric"] != "judge_hallucination_pair")]
+    assert set(judged["prompt_version"]) == {
+        "official-v1-consistency",
+        "official-v1-logic",
+        "official-v1-keyphrase",
+        "official-v1-hallucination",
+    }
+    assert {"bleu_official", "rougeL_official"} <= set(frame["metric"])
+    assert official["overall"]["bleu_official"] is not None and official["overall"]["anomeval"] is not None
+    board = scoring.leaderboard_rows(db)
+    assert board["protocols"] == {"m": "default+official"}  # the pair judge has no official counterpart
+    old = db.scores_frame(judge_model=get_settings().judge_model)
+    assert set(old.loc[old["metric"] == "judge_logic", "prompt_version"]) == {"logic-v1"}  # ours kept

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 import streamlit as st
 
 from ecva_core.config import Settings, get_settings
+from ecva_core.metrics.protocol import ABSTENTION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -240,7 +241,7 @@ def _key() -> tuple[str, int, str]:
 
 
 def leaderboard_parts(
-    fingerprint: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]
+    fingerprint: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str = ABSTENTION
 ) -> list[queries.LeaderboardPart]:
     """Each model's leaderboard part, kept on disk per model until that model changes.
 
@@ -252,20 +253,24 @@ def leaderboard_parts(
     """
     from ecva_core.results.leaderboard_cache import leaderboard_parts as cached_parts
 
-    return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks)
+    return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks, hallucination)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _leaderboard(key: tuple[str, int, str], mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]):
+def _leaderboard(
+    key: tuple[str, int, str], mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str
+):
     from ecva_core.results.queries import leaderboard_from_parts
 
-    parts = leaderboard_parts(key[2], mode, majors, tasks)
+    parts = leaderboard_parts(key[2], mode, majors, tasks, hallucination)
     return leaderboard_from_parts(parts, dataset(), mode, majors, tasks)
 
 
-def leaderboard(mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]) -> queries.LeaderboardView:
-    """The leaderboard view for these filters (cached until the database changes)."""
-    return _leaderboard(_key(), mode, majors, tasks)
+def leaderboard(
+    mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str = ABSTENTION
+) -> queries.LeaderboardView:
+    """The leaderboard view for these filters and hallucination reading (cached until the database changes)."""
+    return _leaderboard(_key(), mode, majors, tasks, hallucination)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -281,15 +286,15 @@ def breakdown(models: tuple[str, ...], metric: str, mode: str) -> queries.Breakd
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _compare(key: tuple[str, int, str], a: str, b: str, metric: str, mode: str):
+def _compare(key: tuple[str, int, str], a: str, b: str, metric: str, mode: str, hallucination: str):
     from ecva_core.results.queries import compare_view
 
-    return compare_view(model_scores((a, b)), dataset(), a, b, metric=metric, mode=mode)
+    return compare_view(model_scores((a, b)), dataset(), a, b, metric=metric, mode=mode, hallucination=hallucination)
 
 
-def compare(a: str, b: str, metric: str, mode: str) -> queries.CompareView:
+def compare(a: str, b: str, metric: str, mode: str, hallucination: str = ABSTENTION) -> queries.CompareView:
     """The paired comparison of two models (cached until the database changes)."""
-    return _compare(_key(), a, b, metric, mode)
+    return _compare(_key(), a, b, metric, mode, hallucination)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -6,12 +6,14 @@ Input: a long frame with columns ``model, video_id, task, probe, metric, value, 
 - Variants: ``"all"`` counts a failed score as 0, ``"valid"`` leaves failures out; skipped scores
   (not applicable) are left out of both.
 - Pillars per question: basic reasoning = mean of ``judge_keyphrase`` and ``judge_logic`` / 5;
-  consistency = ``judge_consistency``; hallucination = ``judge_hallucination`` on probe answers.
-  Probe answers count for the hallucination pillar only.
+  consistency = ``judge_consistency``; hallucination = ``judge_hallucination`` (abstention, the
+  official reading) or ``judge_hallucination_pair`` (probe vs normal answer, the paper's figure),
+  on probe answers, as ``hallucination`` chooses. Probe answers count for that pillar only.
 - AnomEval = 0.2 basic + 0.4 consistency + 0.4 hallucination, a *reconstruction* of the paper's
-  weighting (the official code never combines the pillars). A pillar with no value is "not
-  measured"; the weights are then renormalised over the measured pillars and ``anomeval_covers``
-  names them.
+  weighting (the official code never combines the pillars). ``anomeval`` is the complete score
+  (all three pillars measured) and is the only one ranked; when some pillar has no value the
+  weights are renormalised over the measured ones into ``anomeval_partial``, with
+  ``anomeval_covers`` naming them, and such a row sorts after every complete one.
 - Timestamp answers: ``tiou`` gives ``R@0.3`` / ``R@0.5`` / ``R@0.7`` (share with tIoU >= k) and
   ``mIoU``.
 - Confidence intervals: 95 % percentile bootstrap resampling *videos* (a video's three questions
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ecva_core.metrics.protocol import ABSTENTION, PAIR, check_reading
 from ecva_core.metrics.stats import bootstrap_weights, percentile_ci, ratio_means
 
 if TYPE_CHECKING:
@@ -37,6 +40,9 @@ ANOMEVAL_LABEL = (
     "AnomEval (reconstruction of the paper's weighting: 0.2 basic reasoning + 0.4 consistency "
     "+ 0.4 hallucination, each in [0, 1]; the official code never combines the pillars)"
 )
+HALLUCINATION_METRICS: dict[str, str] = {ABSTENTION: "judge_hallucination", PAIR: "judge_hallucination_pair"}
+PROBE_METRICS: frozenset[str] = frozenset(HALLUCINATION_METRICS.values())
+HEADLINE_TEXT_METRIC = "semantic"  # what ranks models without a complete AnomEval
 RECALL_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 VARIANTS: tuple[str, ...] = ("all", "valid")
 N_BOOT = 1000
@@ -46,18 +52,21 @@ FACETS: dict[str, str] = {"Description": "What", "Cause": "Why", "Result": "How"
 _KEY = ["model", "video_id", "task"]
 _METRIC_ORDER = (
     "bleu1", "bleu2", "bleu3", "bleu4", "rouge1", "rouge2", "rougeL", "meteor", "semantic", "bleurt", "unieval",
-    "judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination",
+    "bleu_official", "rougeL_official",
+    "judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination", "judge_hallucination_pair",
     "cls_major", "cls_sub", *(f"R@{k}" for k in RECALL_THRESHOLDS), "mIoU",
 )  # fmt: skip
 
 
-def question_table(scores: pd.DataFrame, variant: str = "all") -> pd.DataFrame:
+def question_table(scores: pd.DataFrame, variant: str = "all", hallucination: str = ABSTENTION) -> pd.DataFrame:
     """One row per (model, video_id, task), one column per measure: metrics, derived R@k/mIoU, pillars.
 
-    Several values of one measure for one question (e.g. two probe answers) are averaged.
+    Several values of one measure for one question (e.g. two probe answers) are averaged;
+    ``hallucination`` picks the reading that feeds the hallucination pillar.
     """
     import pandas as pd
 
+    check_reading(hallucination)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
     missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
@@ -65,10 +74,10 @@ def question_table(scores: pd.DataFrame, variant: str = "all") -> pd.DataFrame:
         raise ValueError(f"scores frame lacks column(s) {missing}")
     failed = (scores["status"] == "failed").to_numpy(dtype=bool)
     ok = (scores["status"] == "ok").to_numpy(dtype=bool)
-    hallucination = (scores["metric"] == "judge_hallucination").to_numpy(dtype=bool)
+    probe_metric = scores["metric"].isin(PROBE_METRICS).to_numpy(dtype=bool)
     probe = (scores["probe"].fillna("").astype(str) != "").to_numpy(dtype=bool)
     value = pd.to_numeric(scores["value"], errors="coerce").to_numpy(dtype=float)
-    keep = (probe == hallucination) & (ok | failed)  # probe answers feed the hallucination pillar only
+    keep = (probe == probe_metric) & (ok | failed)  # probe answers feed the hallucination pillar only
     if variant == "valid":
         keep &= ~failed
     else:
@@ -124,7 +133,7 @@ def question_table(scores: pd.DataFrame, variant: str = "all") -> pd.DataFrame:
         present = (~np.isnan(stacked)).sum(axis=0)
         table["basic"] = np.where(present > 0, np.nansum(stacked, axis=0) / np.maximum(present, 1), np.nan)
     table["consistency"] = table.get("judge_consistency", nan)
-    table["hallucination"] = table.get("judge_hallucination", nan)
+    table["hallucination"] = table.get(HALLUCINATION_METRICS[hallucination], nan)
     return table
 
 
@@ -190,7 +199,12 @@ def _bootstrap_groups(parts: list[tuple[np.ndarray, np.ndarray]], n_boot: int, s
 
 
 def _summarise(
-    sums: np.ndarray, counts: np.ndarray, boot: np.ndarray | None, columns: list[str], n_questions: int
+    sums: np.ndarray,
+    counts: np.ndarray,
+    boot: np.ndarray | None,
+    columns: list[str],
+    n_questions: int,
+    hallucination: str = ABSTENTION,
 ) -> dict[str, Any]:
     point = ratio_means(sums.sum(axis=0), counts.sum(axis=0))
     measured = [p for p in PILLARS if counts[:, columns.index(p)].sum() > 0]
@@ -203,7 +217,15 @@ def _summarise(
     else:
         lo = hi = np.full(len(columns), np.nan)
         a_lo = a_hi = np.array([np.nan])
-    row.update(anomeval=anomeval, anomeval_lo=float(a_lo[0]), anomeval_hi=float(a_hi[0]))
+    figures = (float(anomeval), float(a_lo[0]), float(a_hi[0]))
+    nan3 = (np.nan, np.nan, np.nan)
+    complete = len(measured) == len(PILLARS)
+    for name, (value, low, high) in (
+        ("anomeval", figures if complete else nan3),
+        ("anomeval_partial", nan3 if complete else figures),
+    ):
+        row.update({name: value, f"{name}_lo": low, f"{name}_hi": high})
+    row["hallucination_reading"] = hallucination
     row["anomeval_covers"] = "+".join(measured) if measured else "not measured"
     row["not_measured"] = "+".join(p for p in PILLARS if p not in measured)
     for i, column in enumerate(columns):
@@ -238,6 +260,20 @@ def _attach_groups(frame: pd.DataFrame, by: str | None, videos: pd.DataFrame | N
     return out.assign(category_name=out["category_name"].fillna("unknown category"))
 
 
+def rank_columns(frame: pd.DataFrame) -> list[str]:
+    """What a leaderboard is sorted by, best first: the complete AnomEval, then the partial one (so a
+    partial score sorts after every complete one), then the semantic score (else the first text metric)."""
+    text = HEADLINE_TEXT_METRIC if HEADLINE_TEXT_METRIC in frame.columns else None
+    text = text or next((m for m in _METRIC_ORDER if m in frame.columns), None)
+    return [c for c in ("anomeval", "anomeval_partial", text) if c is not None and c in frame.columns]
+
+
+def _ranked(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(rank_columns(frame), ascending=False, na_position="last", kind="stable").reset_index(
+        drop=True
+    )
+
+
 def leaderboard(
     scores: pd.DataFrame,
     videos: pd.DataFrame | None = None,
@@ -245,17 +281,19 @@ def leaderboard(
     variant: str = "all",
     n_boot: int = N_BOOT,
     seed: int = SEED,
+    hallucination: str = ABSTENTION,
 ) -> pd.DataFrame:
     """One row per model (``by=None``), per (model, task) or per (model, category).
 
     Columns: group keys, ``n_videos``, ``n_questions``, ``n_failed``, ``n_skipped``, ``anomeval``
-    (+ ``_lo``/``_hi`` 95 % CI, ``anomeval_covers``, ``not_measured``), each pillar and each metric
-    mean with its CI. Sorted by AnomEval, then by the first text metric, best first.
+    (complete) and ``anomeval_partial`` (+ ``_lo``/``_hi`` 95 % CI), ``hallucination_reading``,
+    ``anomeval_covers``, ``not_measured``, each pillar and each metric mean with its CI. Sorted by
+    :func:`rank_columns`, best first.
     """
     import pandas as pd
 
     group_cols = _group_columns(by)
-    table = _attach_groups(question_table(scores, variant), by, videos)
+    table = _attach_groups(question_table(scores, variant, hallucination), by, videos)
     columns = _measure_columns(table, group_cols)
     labels, parts, sizes = [], [], []
     for keys, group in table.groupby(["model", *group_cols], sort=True, observed=True):
@@ -264,7 +302,7 @@ def leaderboard(
         sizes.append(len(group))
     boots = _bootstrap_groups(parts, n_boot, seed)
     rows = [
-        {**label, **_summarise(sums, counts, boot, columns, size)}
+        {**label, **_summarise(sums, counts, boot, columns, size, hallucination)}
         for label, (sums, counts), boot, size in zip(labels, parts, boots, sizes, strict=True)
     ]
     out = pd.DataFrame(rows)
@@ -276,8 +314,7 @@ def leaderboard(
     out.insert(len(group_cols) + 1, "variant", variant)
     if by == "task":
         out.insert(2, "facet", out["task"].map(FACETS).fillna("What"))
-    rank = ["anomeval", *(m for m in _METRIC_ORDER if m in out.columns)]
-    return out.sort_values(rank[:2], ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    return _ranked(out)
 
 
 def combine_leaderboards(frames: Sequence[pd.DataFrame], by: str | None = None) -> pd.DataFrame:
@@ -294,14 +331,13 @@ def combine_leaderboards(frames: Sequence[pd.DataFrame], by: str | None = None) 
     if len(filled) <= 1:
         return filled[0] if filled else (frames[0] if frames else pd.DataFrame(columns=["model", *group_cols]))
     out = pd.concat(filled, ignore_index=True)
-    measures = {c[: -len("_lo")] for c in out.columns if c.endswith("_lo")} - {"anomeval"}
+    measures = {c[: -len("_lo")] for c in out.columns if c.endswith("_lo")} - {"anomeval", "anomeval_partial"}
     known = [m for m in _METRIC_ORDER if m in measures]
     ordered = [*PILLARS, *known, *sorted(measures - {*PILLARS, *known})]
     head = list(filled[0].columns[: filled[0].columns.get_loc("not_measured") + 1])
     columns = [*head, *(f"{m}{suffix}" for m in ordered for suffix in ("", "_lo", "_hi")), "n_failed", "n_skipped"]
     out = out[columns].sort_values(["model", *group_cols], kind="stable")
-    rank = ["anomeval", *(m for m in _METRIC_ORDER if m in out.columns)]
-    return out.sort_values(rank[:2], ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    return _ranked(out)
 
 
 def compare_models(
@@ -312,12 +348,16 @@ def compare_models(
     variant: str = "all",
     n_boot: int = N_BOOT,
     seed: int = SEED,
+    hallucination: str = ABSTENTION,
 ) -> dict[str, Any]:
     """Paired difference A - B on the questions both models have a value for, with a video-clustered CI.
 
-    ``measure`` is ``"anomeval"``, a pillar or a metric column of :func:`question_table`.
+    ``measure`` is ``"anomeval"``, a pillar or a metric column of :func:`question_table`. AnomEval
+    is compared only when both models measure the same pillars; otherwise the result has no
+    difference, ``comparable`` False and ``missing_pillars`` says which pillars each model lacks
+    (compare the pillars one by one instead).
     """
-    table = question_table(scores[scores["model"].isin([model_a, model_b])], variant)
+    table = question_table(scores[scores["model"].isin([model_a, model_b])], variant, hallucination)
     a = table[table["model"] == model_a].set_index(["video_id", "task"])
     b = table[table["model"] == model_b].set_index(["video_id", "task"])
     common = a.index.intersection(b.index)
@@ -326,6 +366,13 @@ def compare_models(
         for side in (a, b):
             if column not in side.columns:
                 side[column] = np.nan
+    missing: dict[str, list[str]] = {}
+    if measure == "anomeval":
+        for name, side in ((model_a, a), (model_b, b)):
+            gaps = [p for p in PILLARS if side[p].isna().all()]
+            if gaps:
+                missing[name] = gaps
+    comparable = missing.get(model_a) == missing.get(model_b)
     a, b = a.loc[common, columns], b.loc[common, columns]
     both = (a.notna().to_numpy() & b.notna().to_numpy()).any(axis=1)  # questions both models have
     a, b, common = a[both], b[both], common[both]
@@ -334,11 +381,13 @@ def compare_models(
         "measure": measure, "model_a": model_a, "model_b": model_b, "variant": variant, "n_boot": n_boot,
         "n_questions": int(both.sum()),
         "n_videos": len(set(common.get_level_values("video_id"))),
+        "comparable": comparable, "missing_pillars": missing,
     }  # fmt: skip
-    if result["n_questions"] == 0:
+    if result["n_questions"] == 0 or not comparable:
         nan = float("nan")
+        covers = "not measured" if comparable else "not comparable: the models measure different pillars"
         return {**result, "mean_a": nan, "mean_b": nan, "diff": nan, "ci_low": nan, "ci_high": nan,
-                "significant": False, "covers": "not measured"}  # fmt: skip
+                "significant": False, "covers": covers}  # fmt: skip
     codes, _ = _factorize(common.get_level_values("video_id").to_series())
     n = int(codes.max()) + 1
     sums_a, sums_b, counts = np.zeros((n, len(columns))), np.zeros((n, len(columns))), np.zeros((n, len(columns)))
@@ -365,13 +414,15 @@ def compare_models(
     return result
 
 
-def model_summary(scores: pd.DataFrame, model: str, n_boot: int = N_BOOT, seed: int = SEED) -> dict[str, Any]:
+def model_summary(
+    scores: pd.DataFrame, model: str, n_boot: int = N_BOOT, seed: int = SEED, hallucination: str = ABSTENTION
+) -> dict[str, Any]:
     """JSON-ready summary of one model: overall and per task, both variants, with CIs and counts."""
     own = scores[scores["model"] == model]
     out: dict[str, Any] = {"model": model, "anomeval_label": ANOMEVAL_LABEL, "variants": {}}
     for variant in VARIANTS:
-        overall = leaderboard(own, variant=variant, n_boot=n_boot, seed=seed)
-        per_task = leaderboard(own, by="task", variant=variant, n_boot=n_boot, seed=seed)
+        overall = leaderboard(own, variant=variant, n_boot=n_boot, seed=seed, hallucination=hallucination)
+        per_task = leaderboard(own, by="task", variant=variant, n_boot=n_boot, seed=seed, hallucination=hallucination)
         out["variants"][variant] = {
             "overall": _json_row(overall.iloc[0]) if len(overall) else {},
             "tasks": {str(r["task"]): _json_row(r) for _, r in per_task.iterrows()},

@@ -8,9 +8,15 @@ Rules (documented in the README's metrics section):
   right when it matches *any* of the annotated categories (annotators list co-occurring anomalies).
   ``cls_sub`` is scored only when the answer names a sub-category (otherwise "skipped").
 - A timestamp answer's segments are time pairs joined by ``,``/``-``/``to``/``and``: plain seconds
-  (``[12, 30]``, ``12-30 seconds``, ``from 12s to 30s``), ``M:SS``, ``H:MM:SS``, ``1m12s``, and the
-  benchmark's own ``MMSS`` when both are 4-digit (``[0012,0030]``). ``tiou`` is the temporal IoU of
-  the answer's first (top-1) segment with its best-matching annotated moment.
+  (``[12, 30]``, ``12-30 seconds``, ``from 12s to 30s``), minutes (``between 2 and 5 minutes`` is
+  120-300 s; a unit after the second number applies to both), ``M:SS`` (``1:30`` is 90 s),
+  ``H:MM:SS`` and ``1m12s``. A reversed pair (``[30, 12]``) is swapped.
+- Four-digit pairs (``[0100,0130]``): the benchmark's prompt asks for seconds as ``[xxxx,xxxx]``,
+  while its annotations write ``MMSS``. Each answer is read both ways and the reading that fits
+  inside the clip is kept: seconds when both fit (or when the clip's duration is unknown), ``MMSS``
+  when only it fits (``[0100,0130]`` in a 90-second clip is 60-90 s).
+- ``tiou`` is the temporal IoU of the answer's best-matching interval with the annotated moments:
+  the maximum over every interval the answer gives and every annotated moment.
 - An answer with nothing parsable is "failed" (counts 0 in the "all" aggregate, excluded in
   "valid"); a missing ground truth makes the item "skipped".
 """
@@ -121,9 +127,10 @@ _TIME = re.compile(
     re.IGNORECASE,
 )
 _JOIN = re.compile(
-    r"\s*(?:s|secs?|seconds?)?\s*(?:,|-|–|—|~|to|and|until|till)\s*(?:the\s+)?$",
+    r"\s*(?:s|secs?|seconds?|m|mins?|minutes?)?\s*(?:,|-|–|—|~|to|and|until|till)\s*(?:the\s+)?$",
     re.IGNORECASE,
 )
+_MINUTES_AFTER = re.compile(r"\s*(?:m|mins?|minutes?)\b", re.IGNORECASE)
 
 
 def _seconds(match: re.Match[str]) -> tuple[float, str]:
@@ -144,40 +151,66 @@ def _mmss(raw: str) -> float | None:
     return None
 
 
-def parse_segments(text: str) -> list[Segment]:
-    """Time segments (seconds) in the order an answer gives them; reversed pairs are dropped."""
+def _in_minutes(text: str, match: re.Match[str]) -> bool:
+    return match.group("n") is not None and _MINUTES_AFTER.match(text, match.end()) is not None
+
+
+def parse_segments(text: str, duration: float | None = None) -> list[Segment]:
+    """Time segments (seconds) in the order an answer gives them; reversed pairs are swapped.
+
+    ``duration`` (seconds) decides how four-digit pairs are read (see the module docstring).
+    """
     text = str(text)
     tokens = [(m, *_seconds(m)) for m in _TIME.finditer(text)]
-    out: list[Segment] = []
+    pairs: list[tuple[float, float, tuple[float, float] | None]] = []
     i = 0
     while i + 1 < len(tokens):
         (m1, s1, raw1), (m2, s2, raw2) = tokens[i], tokens[i + 1]
         if not _JOIN.match(text[m1.end() : m2.start()]):
             i += 1
             continue
-        a, b = _mmss(raw1), _mmss(raw2)
-        if a is not None and b is not None:
-            s1, s2 = a, b
-        if s2 >= s1:
-            out.append(Segment(s1, s2))
+        if _in_minutes(text, m2):
+            s2 *= 60
+            s1 *= 60 if m1.group("n") is not None else 1
+        elif _in_minutes(text, m1):
+            s1 *= 60
+        four_digit = re.fullmatch(r"\d{4}", raw1) and re.fullmatch(r"\d{4}", raw2)
+        a, b = (_mmss(raw1), _mmss(raw2)) if four_digit else (None, None)
+        pairs.append((s1, s2, (a, b) if a is not None and b is not None else None))
         i += 2
+    use_mmss = _read_as_mmss(pairs, duration)
+    out = []
+    for s1, s2, mmss in pairs:
+        start, end = mmss if use_mmss and mmss is not None else (s1, s2)
+        out.append(Segment(min(start, end), max(start, end)))
     return out
 
 
-def score_timestamp(answer: str, moments: Sequence[Segment]) -> dict[str, MetricValue]:
-    """``tiou``: IoU of the answer's first segment with the best-matching annotated moment."""
+def _read_as_mmss(pairs: list[tuple[float, float, tuple[float, float] | None]], duration: float | None) -> bool:
+    """Whether this answer's four-digit pairs are MMSS: only when seconds overrun the clip and MMSS fits."""
+    four = [p for p in pairs if p[2] is not None]
+    if not four or duration is None:
+        return False
+    seconds_fit = all(max(s1, s2) <= duration for s1, s2, _ in four)
+    mmss_fit = all(max(mmss) <= duration for _, _, mmss in four if mmss is not None)
+    return not seconds_fit and mmss_fit
+
+
+def score_timestamp(answer: str, moments: Sequence[Segment], duration: float | None = None) -> dict[str, MetricValue]:
+    """``tiou``: IoU of the answer's best-matching interval with the annotated moments."""
     if not moments:
         return {"tiou": MetricValue(None, ScoreStatus.SKIPPED, "annotation has no moments")}
-    segments = parse_segments(answer)
+    segments = parse_segments(answer, duration)
     if not segments:
         return {"tiou": MetricValue(None, ScoreStatus.FAILED, "no time segment found in the answer")}
-    top = segments[0]
-    best = max(top.iou(moment) for moment in moments)
-    return {"tiou": MetricValue(best, ScoreStatus.OK, f"answer {top.start:g}-{top.end:g} s")}
+    best, segment = max(((max(s.iou(m) for m in moments), s) for s in segments), key=lambda pair: pair[0])
+    count = f", best of {len(segments)} intervals" if len(segments) > 1 else ""
+    return {"tiou": MetricValue(best, ScoreStatus.OK, f"answer {segment.start:g}-{segment.end:g} s{count}")}
 
 
-def score_auxiliary(prediction: Prediction, annotation: Annotation) -> list[Score]:
-    """Scores of one Classification or Timestamp prediction; an ERROR/empty answer is a failure."""
+def score_auxiliary(prediction: Prediction, annotation: Annotation, duration: float | None = None) -> list[Score]:
+    """Scores of one Classification or Timestamp prediction; an ERROR/empty answer is a failure.
+    ``duration`` is the clip's length in seconds when known (it decides how four-digit times read)."""
     if prediction.task == Task.CLASSIFICATION:
         names: tuple[str, ...] = CLASSIFICATION_METRICS
     elif prediction.task == Task.TIMESTAMP:
@@ -191,7 +224,7 @@ def score_auxiliary(prediction: Prediction, annotation: Annotation) -> list[Scor
     elif prediction.task == Task.CLASSIFICATION:
         values = score_classification(prediction.output, annotation.categories)
     else:
-        values = score_timestamp(prediction.output, annotation.moments)
+        values = score_timestamp(prediction.output, annotation.moments, duration)
     return [
         Score(prediction.video_id, prediction.task, name, v.value, v.status, v.reason, prediction.probe)
         for name, v in values.items()

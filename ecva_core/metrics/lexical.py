@@ -9,6 +9,11 @@ ROUGE uses Google's ``rouge-score`` tokenizer (Porter stemming on) and equals it
 across models) and ROUGE-L's LCS is bit-parallel. METEOR is nltk's algorithm with
 WordNet looked up and each word's synonym set built once per word (nltk rebuilds it for every
 pair); a test checks it equals ``single_meteor_score``.
+
+``bleu_official`` / ``rougeL_official`` reproduce the official ``eval_bleu_rouge.py`` per pair: its
+functions are called with the model output first, so the output is the reference and the expert
+answer the candidate; BLEU on whitespace tokens with case and punctuation kept, nltk's default
+weights (cumulative BLEU-4), smoothing ``method1``; ROUGE-L F1 by ``rouge-score`` with the stemmer.
 """
 
 from __future__ import annotations
@@ -119,6 +124,26 @@ def sentence_bleu_1_to_4(reference: str, candidate: str) -> tuple[float, float, 
     brevity = 1.0 if len(hyp) > len(ref) else math.exp(1 - len(ref) / len(hyp))
     out = [brevity * math.exp(sum(log_p[:order]) / order) for order in range(1, 5)]
     return (out[0], out[1], out[2], out[3])
+
+
+def official_bleu(output: str, expert: str) -> float:
+    """nltk ``sentence_bleu([output.split()], expert.split(), smoothing_function=method1)``, same arithmetic:
+    the official script's argument order (the model output is the reference), tokens as split."""
+    ref, hyp = tuple(output.split()), tuple(expert.split())
+    if not hyp or not ref:
+        return 0.0
+    matches = [_clipped_overlap(a, b) for a, b in zip(_ngram_counts(ref), _ngram_counts(hyp), strict=True)]
+    if matches[0] == 0:
+        return 0.0
+    precisions = [(matches[n] or BLEU_SMOOTHING_EPSILON) / max(1, len(hyp) - n) for n in range(4)]
+    brevity = 1.0 if len(hyp) > len(ref) else math.exp(1 - len(ref) / len(hyp))
+    return brevity * math.exp(math.fsum(0.25 * math.log(p) for p in precisions))
+
+
+def official_scores(outputs: Sequence[str], experts: Sequence[str]) -> dict[str, list[float]]:
+    """``bleu_official`` and ``rougeL_official`` per (model output, expert answer) pair."""
+    bleu = [official_bleu(o, e) for o, e in zip(outputs, experts, strict=True)]
+    return {"bleu_official": bleu, "rougeL_official": rouge_scores(outputs, experts)["rougeL"]}
 
 
 def bleu_scores(references: Sequence[str], candidates: Sequence[str]) -> dict[str, list[float]]:

@@ -1,7 +1,9 @@
 """The one entry point for reference-based text metrics, always reference first, candidate second.
 
 The official ECVA scripts pass the model answer as the reference and the expert answer as the
-candidate; every function here takes ``references`` (expert answers) first. A metric that cannot
+candidate; every function here takes ``references`` (expert answers) first. ``bleu_official`` and
+``rougeL_official`` reproduce the official computation (its order and tokens) for the official
+protocol (:mod:`ecva_core.metrics.protocol`); the swap happens inside them. A metric that cannot
 run here (no WordNet data, no checkpoint configured) yields ``None`` values, never a made-up
 number; :func:`metric_status` says why and what to set.
 """
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 
 from ecva_core.config import Settings, get_settings
 from ecva_core.metrics import learned, lexical, semantic
+from ecva_core.metrics.protocol import DEFAULT, OFFICIAL, OFFICIAL_TEXT_METRICS, check_protocol
 
 TEXT_METRICS: tuple[str, ...] = (
     *lexical.BLEU_METRICS,
@@ -20,6 +23,7 @@ TEXT_METRICS: tuple[str, ...] = (
     "meteor",
     "bleurt",
     "unieval",
+    *OFFICIAL_TEXT_METRICS,
 )
 
 
@@ -31,12 +35,16 @@ def metric_status(settings: Settings | None = None) -> dict[str, str]:
     status["meteor"] = lexical.wordnet_status()
     status["bleurt"] = learned.checkpoint_status("bleurt", settings.bleurt_checkpoint)
     status["unieval"] = learned.checkpoint_status("unieval", settings.unieval_checkpoint)
+    status.update({name: "ok" for name in OFFICIAL_TEXT_METRICS})
     return status
 
 
-def available_metrics(settings: Settings | None = None) -> list[str]:
-    """Names of the text metrics that can run with these settings, in :data:`TEXT_METRICS` order."""
-    return [name for name, state in metric_status(settings).items() if state == "ok"]
+def available_metrics(settings: Settings | None = None, protocol: str = DEFAULT) -> list[str]:
+    """Names of the text metrics that can run with these settings, in :data:`TEXT_METRICS` order; the
+    official BLEU/ROUGE are added under the official protocol, beside the corrected ones."""
+    check_protocol(protocol)
+    wanted = set(TEXT_METRICS) if protocol == OFFICIAL else set(TEXT_METRICS) - set(OFFICIAL_TEXT_METRICS)
+    return [name for name, state in metric_status(settings).items() if state == "ok" and name in wanted]
 
 
 def score_text(
@@ -66,6 +74,8 @@ def score_text(
         out.update(lexical.bleu_scores(references, candidates))
     if any(name in lexical.ROUGE_METRICS for name in names):
         out.update(lexical.rouge_scores(references, candidates))
+    if any(name in OFFICIAL_TEXT_METRICS for name in names):
+        out.update(lexical.official_scores(candidates, references))
     cache_dir = settings.cache_dir
     runners = {
         "semantic": lambda: semantic.semantic_scores(references, candidates, reference_key, cache_dir),

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ecva_core.metrics.protocol import ABSTENTION
+
 if TYPE_CHECKING:
     from ecva_core.dataset import Dataset
     from ecva_core.results.db import ResultsDB
@@ -54,11 +56,13 @@ def cache_folder(cache_dir: Path) -> Path:
 
 
 def parts_path(
-    cache_dir: Path, db: ResultsDB, fingerprint: str, mode: str, majors: Sequence[int], tasks: Sequence[str]
+    cache_dir: Path, db: ResultsDB, fingerprint: str, mode: str, majors: Sequence[int], tasks: Sequence[str],
+    hallucination: str = ABSTENTION,
 ) -> Path:
-    """The parts file of this database (by path), dataset fingerprint, view filters and code version."""
+    """The parts file of this database (by path), dataset fingerprint, view filters (the hallucination
+    reading included) and code version."""
     prefix = hashlib.sha256(str(db.path.resolve()).encode()).hexdigest()[:10]
-    key = (code_tag(), fingerprint, mode, tuple(majors), tuple(tasks))
+    key = (code_tag(), fingerprint, mode, tuple(majors), tuple(tasks), hallucination)
     arg = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     return cache_folder(cache_dir) / f"{prefix}-lbparts-{arg}.pkl"
 
@@ -74,12 +78,14 @@ def _read_parts(path: Path) -> Parts:
 
 
 def _compute(
-    db: ResultsDB, dataset: Dataset, model: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...]
+    db: ResultsDB, dataset: Dataset, model: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...],
+    hallucination: str = ABSTENTION,
 ) -> LeaderboardPart:
     from ecva_core.results import queries
 
     frame, answers = db.aggregate_frame([model]), db.answer_status_frame([model])
-    return queries.leaderboard_part(frame, dataset, mode, majors, tasks, answers)
+    return queries.leaderboard_part(frame, dataset, mode, majors, tasks, answers, hallucination=hallucination,
+                                    protocols=queries.model_protocols(db, model))
 
 
 def leaderboard_parts(
@@ -89,16 +95,17 @@ def leaderboard_parts(
     mode: str,
     majors: tuple[int, ...],
     tasks: tuple[str, ...],
+    hallucination: str = ABSTENTION,
 ) -> list[LeaderboardPart]:
     """Each model's part in model-name order: cached ones whose stamp still matches, the rest
     read (lean columns) and aggregated again, then the file rewritten if anything changed."""
     stamps = db.model_stamps()
-    path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks)
+    path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks, hallucination)
     cached = _read_parts(path)
     parts = {model: cached[model] for model, stamp in stamps.items() if cached.get(model, ("",))[0] == stamp}
     changed = sorted(stamps.keys() - parts.keys())
     for model in changed:
-        parts[model] = (stamps[model], _compute(db, dataset, model, mode, majors, tasks))
+        parts[model] = (stamps[model], _compute(db, dataset, model, mode, majors, tasks, hallucination))
     if changed or parts.keys() != cached.keys():
         write_parts(path, parts)
     return [parts[model][1] for model in sorted(parts)]

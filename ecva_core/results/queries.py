@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecva_core.metrics.aggregate import ANOMEVAL_LABEL, FACETS, PILLAR_WEIGHTS, PILLARS
+from ecva_core.metrics.protocol import ABSTENTION, READING_LABELS, protocol_of
 from ecva_core.schema import SCORED_TASKS, Task
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ METRIC_PREFERENCE: tuple[str, ...] = (
 
 MEASURE_LABELS: dict[str, str] = {
     "anomeval": "AnomEval (reconstructed)",
+    "anomeval_partial": "Partial AnomEval",
     "basic": "Basic reasoning",
     "consistency": "Consistency",
     "hallucination": "Hallucination",
@@ -492,7 +494,12 @@ class LeaderboardView:
 
 
 LEADERBOARD_HELP: dict[str, str] = {
-    "AnomEval": ANOMEVAL_LABEL,
+    "AnomEval": ANOMEVAL_LABEL + "; complete: all three pillars measured (the only AnomEval ranked)",
+    "Partial AnomEval": "AnomEval over the measured pillars only (see Pillars), weights renormalised; "
+    "ranked after every complete AnomEval",
+    "Pillars": "the AnomEval pillars measured for this model (coverage of the score)",
+    "Protocol": "the protocol its judge scores were made under: default (this tool) or official (the official "
+    "ECVA judge model, prompts and scales)",
     "AnomEval 95% CI": "bootstrap over videos (a video's three questions move together)",
     "Basic": "basic reasoning pillar: key-phrase coverage and logic/5",
     "Consistency": "share of answers the judge finds consistent with the reference",
@@ -520,6 +527,17 @@ class LeaderboardPart:
     failed_answers: dict[str, int]
     n_scores: int
     metrics: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    protocols: dict[str, str] = field(default_factory=dict)
+
+
+def model_protocols(db: ResultsDB, model: str) -> dict[str, str]:
+    """``{model: protocol}`` of the model's latest judge scores ("default", "official", or both joined
+    with "+"); empty when it has none. Read from the prompt version stored with each judge score."""
+    names: set[str] = set()
+    for submission in db.submissions(model):
+        names |= {protocol_of(s.prompt_version) for s in db.judge_scores(submission["id"]) if s.latest}
+    names.discard("")
+    return {model: "+".join(sorted(names))} if names else {}
 
 
 def leaderboard_part(
@@ -529,10 +547,14 @@ def leaderboard_part(
     majors: Sequence[int] = (),
     tasks: Sequence[str] = (),
     predictions: pd.DataFrame | None = None,
+    *,
+    hallucination: str = ABSTENTION,
+    protocols: dict[str, str] | None = None,
 ) -> LeaderboardPart:
     """Aggregates of the models in ``scores`` (any frame with the columns of
     ``ResultsDB.aggregate_frame``) for the chosen categories and tasks; ``predictions`` needs only
-    ``model, video_id, task, probe, status`` (``ResultsDB.answer_status_frame``)."""
+    ``model, video_id, task, probe, status`` (``ResultsDB.answer_status_frame``); ``hallucination``
+    is the reading that feeds the pillar; ``protocols`` (:func:`model_protocols`) is carried along."""
     import pandas as pd
 
     from ecva_core.metrics.aggregate import leaderboard
@@ -540,8 +562,8 @@ def leaderboard_part(
     scoped = _restrict(scores, dataset, majors, tasks)
     if scoped.empty:
         return LeaderboardPart(pd.DataFrame(columns=["model"]), pd.DataFrame(columns=["model", "task"]), {}, {}, 0)
-    overall = leaderboard(scoped, variant=mode)
-    by_task = leaderboard(scoped, by="task", variant=mode)
+    overall = leaderboard(scoped, variant=mode, hallucination=hallucination)
+    by_task = leaderboard(scoped, by="task", variant=mode, hallucination=hallucination)
     scored = normal_answers(scoped)
     scored = scored[scored["task"].isin([t.value for t in SCORED_TASKS])]
     answered = scored[["model", "video_id", "task"]].drop_duplicates().groupby("model").size()
@@ -554,6 +576,7 @@ def leaderboard_part(
         failed_answers={str(m): n for m, n in zip(models, failed, strict=True)},
         n_scores=len(scoped),
         metrics={str(m): tuple(sorted(g.dropna().unique())) for m, g in scoped.groupby("model")["metric"]},
+        protocols=dict(protocols or {}),
     )
 
 
@@ -564,10 +587,12 @@ def leaderboard_view(
     majors: Sequence[int] = (),
     tasks: Sequence[str] = (),
     predictions: pd.DataFrame | None = None,
+    *,
+    hallucination: str = ABSTENTION,
 ) -> LeaderboardView:
     """One row per model with AnomEval, per-task AnomEval (What/Why/How), pillars and text metrics,
     each with its 95% CI, plus coverage and failure counts, for the chosen categories and tasks."""
-    part = leaderboard_part(scores, dataset, mode, majors, tasks, predictions)
+    part = leaderboard_part(scores, dataset, mode, majors, tasks, predictions, hallucination=hallucination)
     return leaderboard_from_parts([part], dataset, mode, majors, tasks)
 
 
@@ -598,13 +623,20 @@ def leaderboard_from_parts(
     by_task = combine_leaderboards([p.by_task for p in parts], by="task")
     answered = {m: n for p in parts for m, n in p.answered.items()}
     failed_answers = {m: n for p in parts for m, n in p.failed_answers.items()}
-    judged = overall["anomeval"].notna().any() if "anomeval" in overall else False
-    chart = "anomeval" if judged else next((m for m in METRIC_PREFERENCE if m in overall), None)
+    protocols = {m: n for p in parts for m, n in p.protocols.items()}
+    complete = overall["anomeval"].notna().any() if "anomeval" in overall else False
+    partial = overall["anomeval_partial"].notna().any() if "anomeval_partial" in overall else False
+    judged = complete or partial
+    chart = "anomeval" if complete else "anomeval_partial" if partial else None
+    chart = chart or next((m for m in METRIC_PREFERENCE if m in overall), None)
     table = pd.DataFrame({"model": overall["model"]})
     ci = _ci_text
     if judged:
         table["AnomEval"] = overall["anomeval"]
         table["AnomEval 95% CI"] = ci(overall, "anomeval")
+        table["Partial AnomEval"] = overall["anomeval_partial"]
+        table["Partial AnomEval 95% CI"] = ci(overall, "anomeval_partial")
+        table["Pillars"] = overall["anomeval_covers"]
     task_wide = by_task.set_index(["model", "task"]) if not by_task.empty else None
     for task in SCORED_TASKS:
         if tasks and task.value not in tasks:
@@ -632,6 +664,7 @@ def leaderboard_from_parts(
     table["Failed answers"] = [int(failed_answers.get(m, 0)) for m in table["model"]]
     table["Failed scores"] = overall["n_failed"].astype(int)
     table["Skipped scores"] = overall["n_skipped"].astype(int)
+    table["Protocol"] = [protocols.get(m, "-") for m in table["model"]]
 
     per_task = pd.DataFrame(columns=["model", "task", "facet", "mean", "low", "high"])
     if chart and not by_task.empty and chart in by_task:
@@ -642,15 +675,20 @@ def leaderboard_from_parts(
     if not judged:
         pillars = pillars.assign(value=float("nan"))
     first = "AnomEval" if judged else (chart or "model")
-    defaults = ["model", first, f"{first} 95% CI", *(c for c in table.columns if c.endswith(")") and "CI" not in c)]
+    defaults = ["model", first, f"{first} 95% CI"]
+    if judged:
+        defaults += ["Partial AnomEval", "Pillars"]
+    defaults += [c for c in table.columns if c.endswith(")") and "CI" not in c]
     if judged:
         defaults += ["Basic", "Consistency", "Hallucination"]
     defaults += [m for m in ("semantic", "rougeL", "bleu4", "meteor") if m in table and m not in defaults]
-    defaults += ["Coverage", "Failed answers", "Failed scores"]
+    defaults += ["Coverage", "Failed answers", "Failed scores", "Protocol"]
+    reading = str(overall["hallucination_reading"].iloc[0]) if "hallucination_reading" in overall else ABSTENTION
     note = (
         f"{'All: failures count 0' if mode == 'all' else 'Valid: failures left out'} · 95% CIs by video bootstrap · "
         + (
-            ANOMEVAL_LABEL
+            f"{ANOMEVAL_LABEL}. AnomEval is complete (all three pillars) and ranked first; a partial one covers "
+            f"the pillars named in Pillars · hallucination pillar: {READING_LABELS[reading]}"
             if judged
             else "No judge scores yet: AnomEval needs ECVA_JUDGE_BASE_URL or "
             "ECVA_JUDGE_API_KEY; the text metrics are shown."
@@ -822,17 +860,24 @@ def compare_view(
     model_b: str,
     metric: str | None = None,
     mode: str = "all",
+    hallucination: str = ABSTENTION,
 ) -> CompareView:
-    """Paired differences A - B with 95% CIs overall, per task and per major category, plus the questions."""
+    """Paired differences A - B with 95% CIs overall, per task and per major category, plus the questions.
+
+    When the models measure different AnomEval pillars, AnomEval has no difference and the note says
+    which pillars are missing for whom (compare the pillars one by one)."""
     import pandas as pd
 
     from ecva_core.metrics.aggregate import compare_models
 
     pair = scores[scores["model"].isin([model_a, model_b])]
     metric = metric or default_metric(pair) or "anomeval"
+    missing: dict[str, list[str]] = {}
 
     def row(group: str, frame: pd.DataFrame) -> dict[str, Any]:
-        res = compare_models(frame, model_a, model_b, measure=metric, variant=mode)
+        res = compare_models(frame, model_a, model_b, measure=metric, variant=mode, hallucination=hallucination)
+        if group == "all":
+            missing.update(res["missing_pillars"])
         return {
             "group": group,
             "questions": res["n_questions"],
@@ -862,8 +907,13 @@ def compare_view(
     questions = paired_question_diffs(pair, model_a, model_b, metric, mode)
     note = (
         f"A = {model_a}, B = {model_b} · {measure_label(metric)} · paired over common questions · "
-        "95% CI by video bootstrap · " + ("failures count 0" if mode == "all" else "failures left out")
+        "95% CI by video bootstrap · "
+        + ("failures count 0" if mode == "all" else "failures left out")
+        + f" · hallucination pillar: {READING_LABELS[hallucination]}"
     )
+    if missing and missing.get(model_a) != missing.get(model_b):
+        gaps = "; ".join(f"{m} lacks {', '.join(p)}" for m, p in missing.items())
+        note += f" · AnomEval not compared: the models measure different pillars ({gaps}); compare the pillars"
     return CompareView(
         overall=overall,
         by_task=frame(by_task),

@@ -7,12 +7,15 @@ Failed predictions (``ERROR``, empty) are stored as failures, never as scores, a
 the judge.
 
 Judge scores are kept per judge model and prompt version: re-scoring a stored file with another
-judge model judges its stored answers again (predictions and text metrics stay as they are), and
-switching back to a judge that already scored them only makes its verdicts the latest again.
+judge model or protocol judges its stored answers again (predictions and text metrics stay as they
+are), and switching back to a judge that already scored them only makes its verdicts the latest
+again. The prompt version stored with each judge score names the protocol that made it
+(:mod:`ecva_core.metrics.protocol`); the official protocol's BLEU/ROUGE have their own names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from ecva_core.config import JUDGE_SETUP_HELP, Settings, get_settings
 from ecva_core.errors import ConfigError
+from ecva_core.metrics.protocol import (
+    ABSTENTION,
+    DEFAULT,
+    OFFICIAL,
+    OFFICIAL_JUDGE_MODEL,
+    check_protocol,
+    check_reading,
+    protocol_of,
+)
 from ecva_core.results.db import ResultsDB, ScoreRow, StoredPrediction
 from ecva_core.results.leaderboard_cache import warm_after_write
 from ecva_core.results.submission import read_submission
@@ -67,14 +79,20 @@ def score_submission(
     metrics: Sequence[str] | None = None,
     settings: Settings | None = None,
     notify: Notify | None = None,
+    protocol: str = DEFAULT,
 ) -> dict[str, Any]:
     """Validate, store and score one submission file for ``model``; return the summary dict.
 
     ``judge=None`` runs the AnomEval judge when one is configured; ``metrics`` restricts the text
-    metrics (default: every metric available with these settings). A stored file judged before by
-    another judge model is judged again with the configured one (``notify`` hears about it).
+    metrics (default: every metric available with these settings and ``protocol``). A stored file
+    judged before by another judge model or protocol is judged again (``notify`` hears about it).
+    ``protocol="official"`` judges with the official judge model and prompts and adds the official
+    BLEU/ROUGE (:mod:`ecva_core.metrics.protocol`).
     """
+    check_protocol(protocol)
     settings = settings or get_settings()
+    if protocol == OFFICIAL:
+        settings = dataclasses.replace(settings, judge_model=OFFICIAL_JUDGE_MODEL)
     use_judge = settings.judge_wanted(judge)
     if use_judge and not settings.judge_usable:
         raise ConfigError(f"the judge was requested but none is configured: {JUDGE_SETUP_HELP}; "
@@ -98,10 +116,13 @@ def score_submission(
     run_id = db.start_run(submission_id)
     counts: dict[str, Any] = {}
     try:
-        counts["text_scores_written"] = _score_text(db, submission_id, dataset, settings, metrics, progress)
+        names = list(metrics) if metrics is not None else None
+        counts["text_scores_written"] = _score_text(db, submission_id, dataset, settings, names, progress, protocol)
         counts["auxiliary_scores_written"] = _score_auxiliary(db, submission_id, dataset, progress)
         judge_summary = (
-            _score_judge(db, submission_id, dataset, settings, progress, notify) if use_judge else None
+            _score_judge(db, submission_id, dataset, settings, progress, notify, model=model, protocol=protocol)
+            if use_judge
+            else None
         )
     except BaseException:
         db.finish_run(run_id, "failed", counts)
@@ -119,6 +140,7 @@ def score_submission(
         warnings=len(report.warnings),
         problems=[p.to_dict() for p in report.warnings[:20]],
         written=counts,
+        protocol=protocol,
     )
     summary["judge"] = _judge_status(use_judge, settings, judge_summary)
     warm_after_write(db, dataset, model, settings.cache_dir)
@@ -149,13 +171,18 @@ def _failure_reason(pred: StoredPrediction) -> str:
 
 
 def _score_text(
-    db: ResultsDB, submission_id: int, dataset: Dataset, settings: Settings, metrics: Sequence[str] | None,
+    db: ResultsDB,
+    submission_id: int,
+    dataset: Dataset,
+    settings: Settings,
+    metrics: Sequence[str] | None,
     progress: Progress | None,
+    protocol: str = DEFAULT,
 ) -> int:
     """Text metrics for every scored-task prediction still missing one; written per batch."""
     from ecva_core.metrics.text import available_metrics, score_text
 
-    names = list(metrics) if metrics is not None else available_metrics(settings)
+    names = list(metrics) if metrics is not None else available_metrics(settings, protocol)
     preds = [p for p in db.stored_predictions(submission_id) if Task(p.task) in SCORED_TASKS]
     done = db.scored_metrics(submission_id)
     todo = [p for p in preds if set(names) - done.get(p.id, set())]
@@ -172,8 +199,10 @@ def _score_text(
             if pred.status != PredictionStatus.OK.value:
                 rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred)) for m in names]
             elif item is None or not item.answer.strip():
-                rows += [ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "no reference answer in the "
-                                  "annotation") for m in names]
+                rows += [
+                    ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "no reference answer in the annotation")
+                    for m in names
+                ]
             else:
                 scorable.append((pred, item))
         if scorable:
@@ -219,7 +248,7 @@ def _score_auxiliary(db: ResultsDB, submission_id: int, dataset: Dataset, progre
             rows += [ScoreRow(pred.id, m, None, ScoreStatus.SKIPPED.value, "video not in the dataset") for m in names]
         else:
             prediction = Prediction(pred.video_id, task, pred.output, pred.prompt, pred.probe or None)
-            for score in auxiliary.score_auxiliary(prediction, record.annotation):
+            for score in auxiliary.score_auxiliary(prediction, record.annotation, record.duration):
                 rows.append(ScoreRow(pred.id, score.metric, score.value, str(score.status), score.reason))
     written = db.write_scores(rows)
     if progress:
@@ -227,57 +256,108 @@ def _score_auxiliary(db: ResultsDB, submission_id: int, dataset: Dataset, progre
     return written
 
 
-def _judge_identity(metric: str, settings: Settings) -> tuple[str, str]:
-    """(judge model, prompt version) that a judge metric is scored with under ``settings``."""
+def _judge_identity(metric: str, settings: Settings, protocol: str = DEFAULT) -> tuple[str, str]:
+    """(judge model, prompt version) that a judge metric is scored with under ``settings`` and ``protocol``."""
     from ecva_core.metrics.judge import METRIC_NAMES
     from ecva_core.metrics.judge.prompts import prompt_for
 
     judge = next(j for j, m in METRIC_NAMES.items() if m == metric)
-    return settings.judge_model, prompt_for(judge).version
+    return settings.judge_model, prompt_for(judge, protocol).version
+
+
+def _normal_answers(db: ResultsDB, model: str | None) -> dict[tuple[str, Task], str]:
+    """The model's latest usable normal answers by (video, task), from any of its submissions: a probe
+    file is usually scored on its own, and its pair judge compares with these."""
+    if model is None:
+        return {}
+    preds = db.predictions_frame(models=[model])
+    normal = preds[(preds["probe"] == "") & (preds["status"] == PredictionStatus.OK.value)]
+    normal = normal[normal["task"].isin([t.value for t in SCORED_TASKS])]
+    return {(str(v), Task(t)): str(o) for v, t, o in normal[["video_id", "task", "output"]].itertuples(index=False)}
 
 
 def _score_judge(
-    db: ResultsDB, submission_id: int, dataset: Dataset, settings: Settings, progress: Progress | None,
+    db: ResultsDB,
+    submission_id: int,
+    dataset: Dataset,
+    settings: Settings,
+    progress: Progress | None,
     notify: Notify | None = None,
+    *,
+    model: str | None = None,
+    protocol: str = DEFAULT,
 ) -> dict[str, Any]:
     """AnomEval judges for predictions lacking this judge's verdicts; failed predictions are stored as
     failures, unsent. Verdicts this judge already stored but another judge superseded become the latest
-    again without a call."""
-    from ecva_core.metrics.judge import JUDGES, METRIC_NAMES, plan_judges, requests_for, run_judges
-    from ecva_core.metrics.judge.prompts import HALLUCINATION
+    again without a call. A probe answer whose question the model also answered normally gets the
+    pair judge too (``model`` names whose normal answers to look up)."""
+    from ecva_core.metrics.judge import METRIC_NAMES, plan_judges, requests_for, run_judges
+    from ecva_core.metrics.judge.engine import NORMAL_JUDGES, PAIR_JUDGES, PROBE_JUDGES
 
     stored = [p for p in db.stored_predictions(submission_id) if Task(p.task) in SCORED_TASKS]
     states = db.judge_scores(submission_id)
-    mine = {(s.prediction_id, s.metric): s for s in states
-            if (s.judge_model, s.prompt_version) == _judge_identity(s.metric, settings)}
-    previous = sorted({_judge_label(s.judge_model, settings) for s in states
-                       if s.latest and mine.get((s.prediction_id, s.metric)) is not s})
+    mine = {
+        (s.prediction_id, s.metric): s
+        for s in states
+        if (s.judge_model, s.prompt_version) == _judge_identity(s.metric, settings, protocol)
+    }
+    previous = sorted(
+        {
+            _judge_label(s.judge_model, s.prompt_version, settings, protocol)
+            for s in states
+            if s.latest and mine.get((s.prediction_id, s.metric)) is not s
+        }
+    )
     by_key = {(p.video_id, p.task, p.probe): p for p in stored}
-    metric_of = {judge: METRIC_NAMES[judge] for judge in JUDGES}
+    normal = _normal_answers(db, model)
     rows: list[ScoreRow] = []
     pending: list[Prediction] = []
     for pred in stored:
-        wanted = [metric_of[HALLUCINATION]] if pred.probe else [m for j, m in metric_of.items() if j != HALLUCINATION]
+        key = (pred.video_id, Task(pred.task))
+        judges = (PROBE_JUDGES + (PAIR_JUDGES if key in normal else ())) if pred.probe else NORMAL_JUDGES
+        wanted = [METRIC_NAMES[j] for j in judges]
         missing = [m for m in wanted if (pred.id, m) not in mine]
         if not missing:
             continue
         if pred.status != PredictionStatus.OK.value:
-            rows += [ScoreRow(pred.id, m, None, ScoreStatus.FAILED.value, _failure_reason(pred),
-                              *_judge_identity(m, settings)) for m in missing]
+            rows += [
+                ScoreRow(
+                    pred.id,
+                    m,
+                    None,
+                    ScoreStatus.FAILED.value,
+                    _failure_reason(pred),
+                    *_judge_identity(m, settings, protocol),
+                )
+                for m in missing
+            ]
         else:
             pending.append(Prediction(pred.video_id, Task(pred.task), pred.output, pred.prompt, pred.probe or None))
     if previous and notify:
-        notify(f"re-judging with {settings.judge_model}, predictions unchanged (judged before by "
-               f"{', '.join(previous)})")
+        notify(
+            f"re-judging with {settings.judge_model}, predictions unchanged (judged before by {', '.join(previous)})"
+        )
     reactivated = db.activate_judge_scores(
         (s.prediction_id, s.metric, s.judge_model, s.prompt_version) for s in mine.values() if not s.latest
     )
     db.write_scores(rows)
-    requests = [r for r in requests_for(pending, _items(dataset, stored).values())
-                if (_prediction_of(by_key, r).id, r.metric) not in mine]
+    requests = [
+        r
+        for r in requests_for(pending, _items(dataset, stored).values(), protocol, normal)
+        if (_prediction_of(by_key, r).id, r.metric) not in mine
+    ]
     cache = db.judge_cache()
-    totals: dict[str, Any] = {"requests": len(requests), "scored": 0, "failed": 0, "skipped": 0, "calls_made": 0,
-                              "cache_hits": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
+    totals: dict[str, Any] = {
+        "requests": len(requests),
+        "scored": 0,
+        "failed": 0,
+        "skipped": 0,
+        "calls_made": 0,
+        "cache_hits": 0,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "cost": 0.0,
+    }
     try:
         plan = plan_judges(requests, settings, cache)
         totals["planned_calls"] = plan.calls_needed
@@ -293,8 +373,16 @@ def _score_judge(
             for result in run.results:
                 req = result.request
                 pred = _prediction_of(by_key, req)
-                batch_rows.append(ScoreRow(pred.id, req.metric, result.value, str(result.status), result.reason,
-                                           *_judge_identity(req.metric, settings)))
+                batch_rows.append(
+                    ScoreRow(
+                        pred.id,
+                        req.metric,
+                        result.value,
+                        str(result.status),
+                        result.reason,
+                        *_judge_identity(req.metric, settings, protocol),
+                    )
+                )
             db.write_scores(batch_rows)
             for name in ("scored", "failed", "skipped"):
                 totals[name] += getattr(run, name)
@@ -316,22 +404,24 @@ def _prediction_of(by_key: dict[tuple[str, str, str], StoredPrediction], request
     return by_key[(request.video_id, request.task.value, request.probe or "")]
 
 
-def _judge_label(judge_model: str, settings: Settings) -> str:
+def _judge_label(judge_model: str, prompt_version: str, settings: Settings, protocol: str) -> str:
     if not judge_model:
         return "an unrecorded judge"
+    made_under = protocol_of(prompt_version)
+    if made_under and made_under != protocol:
+        return f"{judge_model} ({made_under} protocol)"
     return f"{judge_model} (older prompts)" if judge_model == settings.judge_model else judge_model
 
 
 MEASURE_ORDER = (
-    "anomeval", "basic", "consistency", "hallucination", "bleu1", "bleu4", "rougeL", "meteor", "semantic", "bleurt",
-    "unieval", "judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination", "cls_major", "cls_sub",
+    "anomeval", "anomeval_partial", "basic", "consistency", "hallucination", "bleu1", "bleu4", "rougeL", "meteor",
+    "semantic", "bleurt", "unieval", "bleu_official", "rougeL_official", "judge_consistency", "judge_logic",
+    "judge_keyphrase", "judge_hallucination", "judge_hallucination_pair", "cls_major", "cls_sub",
     "R@0.3", "R@0.5", "R@0.7", "mIoU",
 )  # fmt: skip
-JUDGE_MEASURES = ("anomeval", "basic", "consistency", "hallucination", "judge_consistency", "judge_logic",
-                  "judge_keyphrase", "judge_hallucination")
 
 
-def summarise(db: ResultsDB, submission_id: int) -> dict[str, Any]:
+def summarise(db: ResultsDB, submission_id: int, hallucination: str = ABSTENTION) -> dict[str, Any]:
     """Per-task and overall means with 95% CIs (bootstrapped by video), both variants, for one submission.
 
     ``tasks`` / ``overall`` repeat the "all" variant (failures count 0); ``variants`` holds both.
@@ -341,12 +431,23 @@ def summarise(db: ResultsDB, submission_id: int) -> dict[str, Any]:
 
     frame = db.scores_frame(submission_id=submission_id)
     if not _aggregatable(frame).any():
-        note = ("only probe answers and no judge verdicts: probe answers count for the hallucination pillar only, "
-                "which needs the judge" if not frame.empty else "nothing scored")
-        return {"variants": {}, "tasks": {}, "overall": {}, "measures": [], "failures": {}, "note": note,
-                "anomeval_label": aggregate.ANOMEVAL_LABEL}
+        note = (
+            "only probe answers and no judge verdicts: probe answers count for the hallucination pillar only, "
+            "which needs the judge"
+            if not frame.empty
+            else "nothing scored"
+        )
+        return {
+            "variants": {},
+            "tasks": {},
+            "overall": {},
+            "measures": [],
+            "failures": {},
+            "note": note,
+            "anomeval_label": aggregate.ANOMEVAL_LABEL,
+        }
     model = str(frame["model"].iloc[0])
-    variants = aggregate.model_summary(frame, model)["variants"]
+    variants = aggregate.model_summary(frame, model, hallucination=hallucination)["variants"]
     order = [t.value for t in Task]
     for block in variants.values():
         block["tasks"] = dict(sorted(block["tasks"].items(), key=lambda kv: order.index(kv[0])))
@@ -370,7 +471,20 @@ def summarise(db: ResultsDB, submission_id: int) -> dict[str, Any]:
 
 def _aggregatable(frame: pd.DataFrame) -> pd.Series:
     """Rows the aggregate uses: normal answers' scores, and hallucination verdicts on probe answers."""
-    return (frame["probe"] != "") == (frame["metric"] == "judge_hallucination")
+    from ecva_core.metrics.aggregate import PROBE_METRICS
+
+    return (frame["probe"] != "") == frame["metric"].isin(PROBE_METRICS)
+
+
+def protocols(frame: pd.DataFrame) -> dict[str, str]:
+    """For each model, the protocol its judge scores were made under ("default", "official", or both
+    joined with "+" when mixed); models without judge scores are left out."""
+    judged = frame[frame["metric"].str.startswith("judge_") & (frame["prompt_version"] != "")]
+    out = {}
+    for model, versions in judged.groupby("model")["prompt_version"]:
+        names = sorted({protocol_of(v) for v in versions})
+        out[str(model)] = "+".join(names)
+    return out
 
 
 def measures_present(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -389,8 +503,13 @@ def _videos_frame(data_path: Path | None) -> pd.DataFrame:
     for vid, record in load_dataset(data_path).records.items():
         category = record.annotation.category
         major = category.major if category else -1
-        rows.append({"video_id": vid, "category_major": major,
-                     "category_name": major_name(major) if category else "unknown category"})
+        rows.append(
+            {
+                "video_id": vid,
+                "category_major": major,
+                "category_name": major_name(major) if category else "unknown category",
+            }
+        )
     return pd.DataFrame(rows, columns=["video_id", "category_major", "category_name"])
 
 
@@ -399,38 +518,69 @@ def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
 
     out = []
     for record in table.to_dict("records"):
-        out.append({str(k): (None if isinstance(v, float) and math.isnan(v) else
-                             v.item() if hasattr(v, "item") else v) for k, v in record.items()})
+        out.append(
+            {
+                str(k): (None if isinstance(v, float) and math.isnan(v) else v.item() if hasattr(v, "item") else v)
+                for k, v in record.items()
+            }
+        )
     return out
 
 
 def leaderboard_rows(
-    db: ResultsDB, by: str = "task", variant: str = "all", metrics: Sequence[str] | None = None,
-    data_path: Path | None = None, judge_model: str | None = None,
+    db: ResultsDB,
+    by: str = "model",
+    variant: str = "all",
+    metrics: Sequence[str] | None = None,
+    data_path: Path | None = None,
+    judge_model: str | None = None,
+    hallucination: str = ABSTENTION,
 ) -> dict[str, Any]:
     """The leaderboard as plain data (what ``ecva leaderboard --json`` prints); ``by``: model/task/category.
 
-    Judge metrics come from each answer's latest judge run, or from ``judge_model`` only. Models with
-    answers but nothing to rank (e.g. only probe answers and no judge verdicts) are listed under
-    ``unmeasured`` with the reason, rather than left out.
+    Rows are ranked by the headline measure (:func:`ecva_core.metrics.aggregate.rank_columns`: the
+    complete AnomEval, then a partial one, then the semantic score); by task or category, each
+    model's rows stay together in the order of the models' overall rank. Judge metrics come from
+    each answer's latest judge run, or from ``judge_model`` only; ``protocols`` names the protocol
+    behind each model's judge scores. Models with answers but nothing to rank (e.g. only probe
+    answers and no judge verdicts) are listed under ``unmeasured`` with the reason.
     """
     from ecva_core.metrics import aggregate
 
+    check_reading(hallucination)
     frame = db.scores_frame(judge_model=judge_model)
     group = None if by == "model" else by
     videos = _videos_frame(data_path) if by == "category" and not frame.empty else None
     usable = _aggregatable(frame).any()
-    rows = _json_rows(aggregate.leaderboard(frame, videos, by=group, variant=variant)) if usable else []
+    rows = []
+    if usable:
+        table = aggregate.leaderboard(frame, videos, by=group, variant=variant, hallucination=hallucination)
+        if group is not None:
+            order = aggregate.leaderboard(frame, variant=variant, n_boot=0, hallucination=hallucination)["model"]
+            rank = {m: i for i, m in enumerate(order)}
+            table = table.assign(_rank=table["model"].map(rank)).sort_values("_rank", kind="stable")
+            table = table.drop(columns="_rank")
+        rows = _json_rows(table)
     shown = list(metrics) if metrics else measures_present(rows)
     configured = get_settings().judge_configured
     notes = []
-    if not any(r.get(m) is not None for r in rows for m in JUDGE_MEASURES[4:]):
-        notes.append(f"judge metrics: {NO_JUDGE}" if not configured
-                     else "judge metrics: none stored yet (score with --judge)")
+    if not any(r.get(m) is not None for r in rows for m in MEASURE_ORDER if m.startswith("judge_")):
+        notes.append(
+            f"judge metrics: {NO_JUDGE}" if not configured else "judge metrics: none stored yet (score with --judge)"
+        )
     notes += _judge_notes(frame, judge_model)
-    return {"by": by, "variant": variant, "measures": shown, "rows": rows, "notes": notes,
-            "unmeasured": _unmeasured(db, {r["model"] for r in rows}, configured),
-            "judge_models": _judge_models(frame), "anomeval_label": aggregate.ANOMEVAL_LABEL}
+    return {
+        "by": by,
+        "variant": variant,
+        "measures": shown,
+        "rows": rows,
+        "notes": notes,
+        "unmeasured": _unmeasured(db, {r["model"] for r in rows}, configured),
+        "judge_models": _judge_models(frame),
+        "protocols": protocols(frame),
+        "hallucination_reading": hallucination,
+        "anomeval_label": aggregate.ANOMEVAL_LABEL,
+    }
 
 
 def _judge_models(frame: pd.DataFrame) -> dict[str, list[str]]:
@@ -461,8 +611,11 @@ def _unmeasured(db: ResultsDB, ranked: set[str], judge_configured: bool) -> list
         probes = int((group["probe"] != "").sum())
         answers = len(group) - probes
         if answers == 0 and probes:
-            note = ("hallucination: not measured (no judge configured)" if not judge_configured
-                    else "hallucination: not measured (no judge verdicts stored; score it again with --judge)")
+            note = (
+                "hallucination: not measured (no judge configured)"
+                if not judge_configured
+                else "hallucination: not measured (no judge verdicts stored; score it again with --judge)"
+            )
         else:
             note = "not scored yet (score it again to resume)"
         out.append({"model": str(model), "answers": answers, "probe_answers": probes, "note": note})
@@ -470,28 +623,51 @@ def _unmeasured(db: ResultsDB, ranked: set[str], judge_configured: bool) -> list
 
 
 def compare_models(
-    db: ResultsDB, model_a: str, model_b: str, metrics: Sequence[str] | None = None, variant: str = "all"
+    db: ResultsDB,
+    model_a: str,
+    model_b: str,
+    metrics: Sequence[str] | None = None,
+    variant: str = "all",
+    hallucination: str = ABSTENTION,
 ) -> dict[str, Any]:
     """Paired comparison on common questions per measure (what ``ecva compare --json`` prints); ``judge_models``
-    names the judge(s) behind each model's judge metrics, which should match for a fair comparison."""
+    names the judge(s) behind each model's judge metrics, which should match for a fair comparison.
+
+    When the two models measure different AnomEval pillars, AnomEval is not compared (its entry says
+    so) and ``missing_pillars`` names, per model, the pillars it lacks; the pillars are compared one by one.
+    """
     from ecva_core.errors import ResultsError
     from ecva_core.metrics import aggregate
 
+    check_reading(hallucination)
     known = {m["model"] for m in db.models()}
     for name in (model_a, model_b):
         if name not in known:
             raise ResultsError(f"no model named {name!r} in {db.path}; known: {', '.join(sorted(known)) or 'none'}")
     frame = db.scores_frame(models=[model_a, model_b])
     judges = _judge_models(frame)
+    head = {
+        "model_a": model_a,
+        "model_b": model_b,
+        "variant": variant,
+        "hallucination_reading": hallucination,
+        "judge_models": judges,
+        "protocols": protocols(frame),
+        "missing_pillars": {},
+    }
     if not _aggregatable(frame).any():
-        return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": {}, "judge_models": judges}
-    table = aggregate.question_table(frame, variant)
+        return {**head, "measures": {}}
+    table = aggregate.question_table(frame, variant, hallucination)
     present = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
-    if any(m in present for m in ("basic", "consistency", "hallucination")):
+    if any(m in present for m in aggregate.PILLARS):
         present.insert(0, "anomeval")
     wanted = list(metrics) if metrics else present
     results = {}
     for measure in wanted:
-        result = aggregate.compare_models(frame, model_a, model_b, measure=measure, variant=variant)
+        result = aggregate.compare_models(
+            frame, model_a, model_b, measure=measure, variant=variant, hallucination=hallucination
+        )
         results[measure] = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
-    return {"model_a": model_a, "model_b": model_b, "variant": variant, "measures": results, "judge_models": judges}
+    if "anomeval" in results:
+        head["missing_pillars"] = results["anomeval"]["missing_pillars"]
+    return {**head, "measures": results}

@@ -6,6 +6,7 @@ import streamlit as st
 
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, open_question
+from ecva_core.metrics.protocol import HALLUCINATION_READINGS, READING_LABELS
 from ecva_core.results import queries
 
 
@@ -46,15 +47,21 @@ def render() -> None:
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     a = c1.selectbox("Model A", models, index=0, key="cmp_a")
     b = c2.selectbox("Model B", models, index=1, key="cmp_b")
-    metric = c3.selectbox(
-        "Score", state.score_measures(), key="cmp_metric", format_func=queries.measure_label
-    )
+    metric = c3.selectbox("Score", state.score_measures(), key="cmp_metric", format_func=queries.measure_label)
     mode = c4.radio("Failures", ["all", "valid"], horizontal=True, key="cmp_mode")
+    hallucination = st.selectbox(
+        "Hallucination pillar",
+        HALLUCINATION_READINGS,
+        key="cmp_hallucination",
+        format_func=lambda r: READING_LABELS[r],
+    )
     if a == b:
         st.warning("Choose two different models.")
         return
-    view = state.compare(a, b, metric, mode)
+    view = state.compare(a, b, metric, mode, hallucination)
     st.caption(view.note)
+    if "AnomEval not compared" in view.note:
+        st.warning("These models measure different AnomEval pillars: compare Basic, Consistency and Hallucination.")
     if view.questions.empty:
         st.info(f"{a} and {b} have no scored question in common for this score.")
         return

@@ -6,6 +6,7 @@ import streamlit as st
 
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, open_question
+from ecva_core.metrics.protocol import HALLUCINATION_READINGS, READING_LABELS
 from ecva_core.results import queries
 from ecva_core.schema import SCORED_TASKS
 
@@ -29,11 +30,20 @@ def _controls(sortable: list[str], view_columns: list[str], majors: dict[str, in
             format_func=lambda t: f"{t} ({queries.Task.parse(t).facet})",
         )
         search = c4.text_input("Search models", key="lb_search", placeholder="part of a model name")
-        c1, c2, c3 = st.columns([2, 1, 4])
+        c1, c2, c3, c4 = st.columns([2, 1, 2, 3])
         sort = c1.selectbox("Sort by", sortable, key="lb_sort")
         ascending = c2.toggle("Ascending", key="lb_asc", value=sort == "model")
-        columns = c3.multiselect("Columns", view_columns, key="lb_columns", placeholder="Default columns")
+        hallucination = c3.selectbox(
+            "Hallucination pillar",
+            HALLUCINATION_READINGS,
+            key="lb_hallucination",
+            format_func=lambda r: READING_LABELS[r].split(" (")[0],
+            help="What feeds the 40 % hallucination pillar: "
+            + "; ".join(f"{r}: {label}" for r, label in READING_LABELS.items()),
+        )
+        columns = c4.multiselect("Columns", view_columns, key="lb_columns", placeholder="Default columns")
     return {
+        "hallucination": hallucination,
         "mode": mode,
         "majors": tuple(majors[c] for c in cats),
         "tasks": tuple(tasks),
@@ -116,7 +126,7 @@ def _column_config(table) -> dict:
     config = {}
     for column in table.columns:
         help_text = queries.LEADERBOARD_HELP.get(column)
-        if column in ("model",) or column.endswith("CI"):
+        if column in ("model", "Pillars", "Protocol") or column.endswith("CI"):
             config[column] = st.column_config.TextColumn(column, help=help_text)
         elif column in ("Questions", "Failed answers", "Failed scores", "Skipped scores"):
             config[column] = st.column_config.NumberColumn(column, help=help_text, format="%d")
@@ -146,7 +156,7 @@ def render() -> None:
     headline = base.default_columns[1] if len(base.default_columns) > 1 else "model"
     sortable = [headline, *(c for c in base.table.columns if c != headline and not c.endswith("CI"))]
     opts = _controls(sortable, list(base.table.columns), majors)
-    view = state.leaderboard(opts["mode"], opts["majors"], opts["tasks"])
+    view = state.leaderboard(opts["mode"], opts["majors"], opts["tasks"], opts["hallucination"])
     table = queries.filter_leaderboard(view, opts["search"], opts["sort"], opts["ascending"], opts["columns"])
     st.caption(view.note)
     st.session_state["lb_shown"] = list(table["model"])

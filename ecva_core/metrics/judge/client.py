@@ -160,10 +160,11 @@ class JudgeClient:
         _UNREACHABLE.pop((host, port), None)
         return None
 
-    async def complete(self, messages: list[dict[str, str]]) -> Completion:
-        """One chat completion at temperature 0, retried as the module docstring says."""
+    async def complete(self, messages: list[dict[str, str]], json_reply: bool = True) -> Completion:
+        """One chat completion at temperature 0, retried as the module docstring says; ``json_reply``
+        False sends no JSON mode (the official prompts ask for a ``Score: N`` line, not JSON)."""
         async with self._slots:
-            return await self._complete(messages)
+            return await self._complete(messages, json_reply)
 
     def _open(self) -> Any:
         import aiohttp
@@ -194,7 +195,7 @@ class JudgeClient:
             retry_after = _retry_after(response.headers) if response.status in (429, 503) else None
             return _Reply(response.status, raw, retry_after)
 
-    async def _complete(self, messages: list[dict[str, str]]) -> Completion:
+    async def _complete(self, messages: list[dict[str, str]], json_reply: bool = True) -> Completion:
         import aiohttp
 
         attempts = 0
@@ -203,7 +204,7 @@ class JudgeClient:
                 raise JudgeCallError(self._fatal, attempts)
             attempts += 1
             self.usage.calls += 1
-            json_mode = self._json_mode
+            json_mode = self._json_mode and json_reply
             body: dict[str, Any] = {"model": self.settings.judge_model, "messages": messages, "temperature": 0}
             if json_mode:
                 body["response_format"] = {"type": "json_object"}

@@ -23,12 +23,15 @@ from ecva_core.metrics.judge.parse import VerdictError, parse_verdict
 from ecva_core.metrics.judge.prompts import (
     CONSISTENCY,
     HALLUCINATION,
+    HALLUCINATION_PAIR,
     KEYPHRASE,
     LOGIC,
+    JudgePrompt,
     build_messages,
     judge_inputs,
     prompt_for,
 )
+from ecva_core.metrics.protocol import DEFAULT
 from ecva_core.schema import SCORED_TASKS, Prediction, PredictionStatus, QAItem, Score, ScoreStatus, Task
 
 log = logging.getLogger(__name__)
@@ -37,13 +40,19 @@ Progress = Callable[[int, int], None]
 
 NORMAL_JUDGES: tuple[str, ...] = (CONSISTENCY, LOGIC, KEYPHRASE)
 PROBE_JUDGES: tuple[str, ...] = (HALLUCINATION,)
+PAIR_JUDGES: tuple[str, ...] = (HALLUCINATION_PAIR,)  # probe answers that have a normal answer too
 _EST_TOKENS_OUT = 40  # a JSON verdict with a one-sentence reason
 _CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
 class JudgeRequest:
-    """One judge verdict to obtain for one answer (a normal or a probe answer)."""
+    """One judge verdict to obtain for one answer (a normal or a probe answer).
+
+    ``question`` is the wording the model was asked (for a probe answer, the probe wording);
+    ``normal_answer`` is the same question's answer with every frame (``hallucination_pair`` only);
+    ``protocol`` picks our prompts or the official ones (:mod:`ecva_core.metrics.protocol`).
+    """
 
     judge: str
     video_id: str
@@ -53,15 +62,21 @@ class JudgeRequest:
     answer: str
     key_phrases: tuple[str, ...] = ()
     probe: str | None = None
+    normal_answer: str = ""
+    protocol: str = DEFAULT
 
     @property
     def metric(self) -> str:
         """The stored metric name, e.g. ``judge_consistency``."""
-        return prompt_for(self.judge).metric
+        return self.prompt.metric
+
+    @property
+    def prompt(self) -> JudgePrompt:
+        """The judge prompt this request is sent with (its version is stored with the score)."""
+        return prompt_for(self.judge, self.protocol)
 
     def cache_key(self, judge_model: str) -> str:
-        prompt = prompt_for(self.judge)
-        return cache_key(prompt.version, judge_model, self.judge, judge_inputs(self))
+        return cache_key(self.prompt.version, judge_model, self.judge, judge_inputs(self))
 
     def skip_reason(self) -> str | None:
         """Why this request must not be sent to the judge, or None when it may be."""
@@ -72,8 +87,10 @@ class JudgeRequest:
             return "failed prediction (ERROR); not sent to the judge"
         if self.judge == KEYPHRASE and not self.key_phrases:
             return "no annotated key phrases; not scored"
-        if self.judge == HALLUCINATION and not self.probe:
+        if self.judge in (HALLUCINATION, HALLUCINATION_PAIR) and not self.probe:
             return "the hallucination judge applies to probe answers only"
+        if self.judge == HALLUCINATION_PAIR and not _usable(self.normal_answer):
+            return "no normal answer to compare the probe answer with"
         if self.judge in (CONSISTENCY, LOGIC) and not self.reference.strip():
             return "no reference answer in the annotation; not scored"
         return None
@@ -160,31 +177,58 @@ class JudgePlan:
     est_tokens_out: int = 0
 
 
-def requests_for(predictions: Iterable[Prediction], qa_items: Iterable[QAItem]) -> list[JudgeRequest]:
+def _usable(output: str) -> bool:
+    text = output.strip()
+    return bool(text) and text.upper() != "ERROR"
+
+
+def probe_question(pred: Prediction, item: QAItem) -> str:
+    """What a probe answer was asked: the row's own prompt, else the benchmark's probe wording."""
+    from ecva_core.dataset.questions import PROBE_QUESTIONS
+
+    return pred.prompt.strip() or PROBE_QUESTIONS.get(pred.task, item.question)
+
+
+def requests_for(
+    predictions: Iterable[Prediction],
+    qa_items: Iterable[QAItem],
+    protocol: str = DEFAULT,
+    normal_answers: dict[tuple[str, Task], str] | None = None,
+) -> list[JudgeRequest]:
     """The judge requests for joined predictions: consistency, logic and key phrases for normal
-    answers, hallucination for probe answers. ERROR/empty predictions, predictions with no QA item
-    and auxiliary tasks yield nothing."""
+    answers; hallucination for probe answers (with the probe wording they were asked), and
+    ``hallucination_pair`` for a probe answer whose (video, task) also has a normal answer (from
+    ``predictions`` or ``normal_answers``). ERROR/empty predictions, predictions with no QA item and
+    auxiliary tasks yield nothing."""
     items = {item.key: item for item in qa_items}
+    predictions = list(predictions)
+    normal = dict(normal_answers or {})
+    normal.update(
+        {p.key: p.output for p in predictions if not p.probe and p.status is PredictionStatus.OK and _usable(p.output)}
+    )
     requests: list[JudgeRequest] = []
     for pred in predictions:
         item = items.get(pred.key)
         if item is None or pred.task not in SCORED_TASKS:
             continue
-        output = pred.output.strip()
-        if pred.status is not PredictionStatus.OK or not output or output.upper() == "ERROR":
+        if pred.status is not PredictionStatus.OK or not _usable(pred.output):
             continue
-        judges = PROBE_JUDGES if pred.probe else NORMAL_JUDGES
+        judges = NORMAL_JUDGES
+        if pred.probe:
+            judges = PROBE_JUDGES + (PAIR_JUDGES if pred.key in normal else ())
         for judge in judges:
             requests.append(
                 JudgeRequest(
                     judge=judge,
                     video_id=pred.video_id,
                     task=pred.task,
-                    question=item.question,
+                    question=probe_question(pred, item) if pred.probe else item.question,
                     reference=item.answer,
                     answer=pred.output,
                     key_phrases=tuple(item.key_phrases),
                     probe=pred.probe,
+                    normal_answer=normal.get(pred.key, "") if judge == HALLUCINATION_PAIR else "",
+                    protocol=protocol,
                 )
             )
     return requests
@@ -313,9 +357,9 @@ async def _call(
     client: JudgeClient, cache: JudgeCache, settings: Settings, key: str, request: JudgeRequest
 ) -> JudgeResult:
     """One verdict: call, parse, derive the value, cache it; a failure becomes a FAILED result."""
-    prompt = prompt_for(request.judge)
+    prompt = request.prompt
     try:
-        completion = await client.complete(build_messages(request))
+        completion = await client.complete(build_messages(request), json_reply=prompt.reply_format == "json")
     except JudgeCallError as exc:
         return JudgeResult(request, None, ScoreStatus.FAILED, f"judge call failed: {exc.reason}")
     try:
@@ -329,7 +373,7 @@ async def _call(
             tokens_in=completion.tokens_in,
             tokens_out=completion.tokens_out,
         )
-    value = _value(request, verdict.score)
+    value = _value(request, verdict.score, verdict.total)
     stored = CachedVerdict(verdict.score, value, verdict.reason, completion.tokens_in, completion.tokens_out)
     cache.put(
         key,
@@ -341,10 +385,11 @@ async def _call(
     return _ok(request, stored, cached=False)
 
 
-def _value(request: JudgeRequest, score: int) -> float:
-    """The metric value: the raw score, or for key phrases the matched share of the known count."""
+def _value(request: JudgeRequest, score: int, total: int | None = None) -> float:
+    """The metric value: the raw score, or for key phrases the matched share of the known count
+    (under the official protocol, of the count the judge itself gave, as the official code divides)."""
     if request.judge == KEYPHRASE:
-        return min(1.0, max(0.0, score / len(request.key_phrases)))
+        return min(1.0, max(0.0, score / (total or len(request.key_phrases))))
     return float(score)
 
 

@@ -1,5 +1,9 @@
 """Turn a judge's reply into a verdict: strict JSON schema first, a lenient fallback second.
 
+Official-protocol prompts are read with the official agents' own patterns instead: the first
+``Score: N`` (text matching also accepts ``Score: [N]``), or ``Key Information Count: N, Included
+Key Information Count: M``.
+
 A reply that yields no score, or a score outside the judge's range, is a :class:`VerdictError`
 with a reason; the engine stores it as a failure and never as a number.
 """
@@ -16,9 +20,10 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _REASON = re.compile(r"""["']?reason["']?\s*[:=]\s*["']?([^"'\n}]*)""", re.IGNORECASE)
 _NUMBER = r"\[?\s*(-?\d+(?:\.\d+)?)"
 _MAX_REASON = 500  # a judge that rambles should not bloat the results database
-# Names a count may go by in free text, most specific first ("Included Key Information Count: 2"
-# must win over the total in "Key Information Count: 4", the official reply format).
-_KEYPHRASE_ALIASES = ("matched", "included key information count", "included", "count", "score")
+# Names the matched count may go by in free text. Only an explicit matched/included count is read:
+# a bare "count" or "score" may be the total ("Key Information Count: 4" of the official reply
+# format), which would read as full coverage; such a reply is a parse failure.
+_KEYPHRASE_ALIASES = ("matched", "included key information count", "included")
 
 
 class VerdictError(ValueError):
@@ -31,17 +36,23 @@ class VerdictError(ValueError):
 
 @dataclass(frozen=True)
 class Verdict:
-    """The judge's integer score (or matched count), its reason, and whether the fallback was needed."""
+    """The judge's integer score (or matched count), its reason, and whether the fallback was needed.
+
+    ``total`` is the number of key phrases the judge itself counted (official key-information replies).
+    """
 
     score: int
     reason: str
     lenient: bool = False
+    total: int | None = None
 
 
 def parse_verdict(prompt: JudgePrompt, text: str | None, n_phrases: int | None = None) -> Verdict:
     """Parse a reply for ``prompt``; ``n_phrases`` bounds the key-phrase judge's count."""
     if text is None or not text.strip():
         raise VerdictError("empty reply from the judge")
+    if prompt.reply_format == "official":
+        return _official(prompt, text)
     high = n_phrases if prompt.high is None else prompt.high
     if high is None:
         raise ValueError(f"judge {prompt.name} needs the number of key phrases")
@@ -53,6 +64,38 @@ def parse_verdict(prompt: JudgePrompt, text: str | None, n_phrases: int | None =
         field, score = prompt.score_field, verdict.score
         raise VerdictError(f"{field} {score} out of range {prompt.low}..{high} in reply: {_excerpt(text)}")
     return verdict
+
+
+_OFFICIAL_SCORE = re.compile(r"Score:\s*([0-5])", re.IGNORECASE)
+_OFFICIAL_BRACKETED_SCORE = re.compile(r"Score:\s*\[?([0-5])\]?", re.IGNORECASE)
+_OFFICIAL_KEY_INFORMATION = re.compile(
+    r"Key Information Count:\s*(\d+),\s*Included Key Information Count:\s*(\d+)", re.IGNORECASE
+)
+
+
+def _official(prompt: JudgePrompt, text: str) -> Verdict:
+    """A reply to an official prompt, read with the official pattern; the rest of the reply is the reason."""
+    reason = " ".join(text.split())[:_MAX_REASON]
+    if prompt.score_field == "included":
+        match = _OFFICIAL_KEY_INFORMATION.search(text)
+        if match is None:
+            raise VerdictError(
+                f"no 'Key Information Count: N, Included Key Information Count: M' in reply: {_excerpt(text)}"
+            )
+        total, included = int(match.group(1)), int(match.group(2))
+        if total == 0 or included > total:
+            raise VerdictError(
+                f"included count {included} of {total} key phrases is not a share in reply: {_excerpt(text)}"
+            )
+        return Verdict(included, reason, total=total)
+    pattern = _OFFICIAL_BRACKETED_SCORE if prompt.name == "consistency" else _OFFICIAL_SCORE
+    match = pattern.search(text)
+    if match is None:
+        raise VerdictError(f"no 'Score: N' in reply: {_excerpt(text)}")
+    score = int(match.group(1))
+    if not prompt.low <= score <= (prompt.high or 0):
+        raise VerdictError(f"score {score} out of range {prompt.low}..{prompt.high} in reply: {_excerpt(text)}")
+    return Verdict(score, reason)
 
 
 def _strict(prompt: JudgePrompt, text: str) -> Verdict | None:
