@@ -23,6 +23,7 @@ JUDGE_SETUP_HELP = (
     "set ECVA_JUDGE_BASE_URL (an OpenAI-compatible server) and/or ECVA_JUDGE_API_KEY; OPENAI_API_KEY alone "
     "does not turn the judge on"
 )
+OFFICIAL_REPO_ENV = "ECVA_OFFICIAL_REPO"  # a clone of the official ECVA repository (its judge prompts)
 
 
 def _default_home() -> Path:
@@ -34,6 +35,16 @@ def _default_home() -> Path:
 def _path(name: str) -> Path | None:
     value = os.environ.get(name, "").strip()
     return Path(value).expanduser() if value else None
+
+
+def official_repo() -> Path | None:
+    """The user's own checkout of the official ECVA repository (``ECVA_OFFICIAL_REPO``), or None.
+
+    ``--protocol official`` reads the official judge prompts from it at run time; it stays outside
+    :class:`Settings` because the prompts are resolved where a judge request is built, which has no
+    settings object at hand, and one reader keeps the pre-flight and the prompts on the same checkout.
+    """
+    return _path(OFFICIAL_REPO_ENV)
 
 
 def _number(name: str, default: float, kind: type = float) -> float:

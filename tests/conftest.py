@@ -26,6 +26,7 @@ _ISOLATED_VARS = [
     "ECVA_JUDGE_MAX_CALLS",
     "ECVA_MAX_SUBMISSION_MB",
     "ECVA_MAX_VIDEO_MB",
+    "ECVA_OFFICIAL_REPO",
 ]
 
 
@@ -69,3 +70,13 @@ def demo_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ecva_core.dataset.demo import ensure_demo
 
     return ensure_demo(tmp_path_factory.mktemp("demo-data") / "demo")
+
+
+@pytest.fixture
+def official_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake checkout of the official ECVA repository (placeholder prompts), named by ECVA_OFFICIAL_REPO."""
+    from tests.official_checkout import write_official_checkout
+
+    root = write_official_checkout(tmp_path / "official-ecva")
+    monkeypatch.setenv("ECVA_OFFICIAL_REPO", str(root))
+    return root

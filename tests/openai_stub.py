@@ -107,7 +107,7 @@ def default_verdict(body: dict[str, Any]) -> str:
     user = next((m.get("content", "") for m in messages if m.get("role") == "user"), "{}")
     match = _JUDGE.search(system)
     if match is None and "ECVA AnomEval judge" not in system and system:
-        return _official_verdict(system, user)
+        return _official_verdict(user)
     judge = match.group(1) if match else "consistency"
     try:
         data = json.loads(user)
@@ -131,22 +131,31 @@ def default_verdict(body: dict[str, Any]) -> str:
     return json.dumps({"score": int(overlap >= 0.2), "reason": "overlap-based stub verdict"})
 
 
-def _official_verdict(system: str, user: str) -> str:
-    """A reply in the official agents' formats, by the same word-overlap rules."""
-    if "Key Information Count" in system:
-        data = ast.literal_eval(user)
+def _official_verdict(user: str) -> str:
+    """A reply in the official agents' formats, by the same word-overlap rules. The judge is told by
+    the shape of the user message (ours), since the official system prompts come from the user's checkout."""
+    found = re.fullmatch(r'\s*"feature": "(.*)",\s*"truth": "(.*)"\s*', user, re.DOTALL)
+    if found:
+        feature, truth = found.groups()
+        return f"Score: {int(_overlap(feature, truth) >= 0.2)}"
+    data = _literal_dict(user)
+    if "key infomation" in data:
         phrases = json.loads(data["key infomation"])
         words = _words(data["system output"])
         matched = sum(1 for p in phrases if _words(p) <= words)
         return f"Key Information Count: {len(phrases)}, Included Key Information Count: {matched}"
-    if "feature and the truth" in system:
-        found = re.search(r'"feature": "(.*)",\s*"truth": "(.*)"', user, re.DOTALL)
-        feature, truth = found.groups() if found else ("", "")
-        return f"Score: {int(_overlap(feature, truth) >= 0.2)}"
-    if "logically reasonable" in system:
-        data = ast.literal_eval(user)
+    if "base infomation" in data:
         return f"Score: {min(5, round(_overlap(data['system output'], data['base infomation']) * 10))}"
     return f"Score: {1 if _ABSTAIN.search(user) else 0}"
+
+
+def _literal_dict(text: str) -> dict[str, Any]:
+    """The dict an official logic or key-information message is the ``str`` of; {} for any other text."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _words(text: str) -> set[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.official_checkout import FAKE_PROMPTS, write_official_checkout
 from tests.openai_stub import OpenAIStub
 from tests.submissions.tiny import answer_rows, write_tiny_annotations
 
@@ -302,3 +303,23 @@ def test_leaderboard_one_row_per_model_ranked_by_complete_anomeval_within_120_co
     assert cmp["missing_pillars"] == {poor["model"]: ["hallucination"]}
     assert cmp["measures"]["anomeval"]["diff"] is None and cmp["measures"]["consistency"]["diff"] is not None
     assert "hallucination not measured; AnomEval is not compared" in said
+
+
+def test_score_protocol_official_reads_the_prompts_from_the_users_checkout(
+    tiny: dict[str, str], tmp_path: Path
+) -> None:
+    args = ("score", tiny["good"], "--model", "good", "--protocol", "official", "--data", tiny["data"])
+    args += ("--db", tiny["db"], *FAST, "--json")
+    with OpenAIStub() as stub:
+        env = {"ECVA_JUDGE_BASE_URL": stub.base_url, "ECVA_JUDGE_API_KEY": "k"}
+        refused = ecva(*args, env=env, check=False)
+        assert refused.returncode == 1 and stub.calls == 0 and refused.stdout == ""
+        assert "ECVA_OFFICIAL_REPO is not set: clone https://github.com/Dulpy/ECVA" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        lexical = json.loads(ecva(*args, "--no-judge", "--metric", "bleu_official", env=env).stdout)
+        assert lexical["overall"]["bleu_official"] is not None and stub.calls == 0
+        checkout = write_official_checkout(tmp_path / "official-ecva")
+        judged = json.loads(ecva(*args, env={**env, "ECVA_OFFICIAL_REPO": str(checkout)}).stdout)
+        systems = {r.body["messages"][0]["content"] for r in stub.requests}
+    assert judged["judge"]["model"] == "gpt-4o" and judged["overall"]["judge_logic"] is not None
+    assert systems == {FAKE_PROMPTS[name] for name in FAKE_PROMPTS if "REASONING" not in name}  # no probe answers

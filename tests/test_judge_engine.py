@@ -20,6 +20,7 @@ from ecva_core.metrics.judge import (
     run_judges,
 )
 from ecva_core.schema import Prediction, PredictionStatus, QAItem, ScoreStatus, Task
+from tests.official_checkout import FAKE_PROMPTS
 from tests.openai_stub import OpenAIStub, Reply, answer_contains
 
 KEY = "sk-test-SECRET-4f2a9c"
@@ -370,7 +371,7 @@ def test_pair_judge_compares_a_probe_answer_with_the_normal_answer(stub, tmp_pat
     assert sorted(set(s) for s in sent if "probe_answer" in s) == [{"question", "normal_answer", "probe_answer"}] * 2
 
 
-def test_official_protocol_sends_the_official_prompts_without_json_mode(stub, tmp_path) -> None:
+def test_official_protocol_sends_the_official_prompts_without_json_mode(stub, tmp_path, official_repo) -> None:
     items = [QAItem("1", Task.DESCRIPTION, "What?", "A red car hits a cyclist.", ("red car", "cyclist falls"))]
     preds = [
         Prediction("1", Task.DESCRIPTION, "A red car hits a cyclist."),
@@ -379,8 +380,11 @@ def test_official_protocol_sends_the_official_prompts_without_json_mode(stub, tm
     reqs = [r for r in requests_for(preds, items, protocol="official") if r.judge != "hallucination_pair"]
     run = run_judges(reqs, settings_for(stub, tmp_path), JudgeCache(tmp_path / "r.db"), retry=FAST)
     assert all("response_format" not in rec.body for rec in stub.requests)
+    systems = {rec.body["messages"][0]["content"] for rec in stub.requests}
+    assert systems == set(FAKE_PROMPTS.values())  # the checkout's texts, as read
     got = {r.request.judge: (r.status, r.value, r.request.prompt.version) for r in run.results}
-    assert got["keyphrase"] == (ScoreStatus.OK, 0.5, "official-v1-keyphrase")  # 1 of the judge's count of 2
+    assert got["keyphrase"][:2] == (ScoreStatus.OK, 0.5)  # 1 of the judge's count of 2
+    assert got["keyphrase"][2].startswith("official-v1-keyphrase-")
     assert got["consistency"][:2] == (ScoreStatus.OK, 1.0) and got["hallucination"][:2] == (ScoreStatus.OK, 1.0)
     # the same answers under the two protocols are different cache entries
     assert reqs[0].cache_key("m") != JudgeRequest(**{**reqs[0].__dict__, "protocol": "default"}).cache_key("m")

@@ -6,8 +6,9 @@ import pytest
 
 from ecva_core.metrics.judge.engine import JudgeRequest
 from ecva_core.metrics.judge.parse import VerdictError, parse_verdict
-from ecva_core.metrics.judge.prompts import OFFICIAL_PROMPTS, PROMPTS, build_messages
+from ecva_core.metrics.judge.prompts import PROMPTS, build_messages, prompt_for
 from ecva_core.schema import Task
+from tests.official_checkout import FAKE_PROMPTS
 
 CONSISTENCY = PROMPTS["consistency"]
 LOGIC = PROMPTS["logic"]
@@ -119,13 +120,15 @@ def test_a_rambling_reason_is_cut() -> None:
         ("hallucination", "score:0", 0),
     ],
 )
-def test_official_replies_are_read_with_the_official_patterns(judge: str, reply: str, score: int) -> None:
-    assert parse_verdict(OFFICIAL_PROMPTS[judge], reply).score == score
+def test_official_replies_are_read_with_the_official_patterns(
+    judge: str, reply: str, score: int, official_repo
+) -> None:
+    assert parse_verdict(prompt_for(judge, "official"), reply).score == score
 
 
-def test_official_key_information_reply_gives_the_judges_own_count() -> None:
+def test_official_key_information_reply_gives_the_judges_own_count(official_repo) -> None:
     reply = "Key Information Count: 5, Included Key Information Count: 2"
-    verdict = parse_verdict(OFFICIAL_PROMPTS["keyphrase"], reply)
+    verdict = parse_verdict(prompt_for("keyphrase", "official"), reply)
     assert (verdict.score, verdict.total) == (2, 5)
 
 
@@ -139,18 +142,18 @@ def test_official_key_information_reply_gives_the_judges_own_count() -> None:
         ("logic", '{"score": 4}'),  # no "Score: N" line
     ],
 )
-def test_official_replies_outside_the_format_or_scale_fail(judge: str, reply: str) -> None:
+def test_official_replies_outside_the_format_or_scale_fail(judge: str, reply: str, official_repo) -> None:
     with pytest.raises(VerdictError):
-        parse_verdict(OFFICIAL_PROMPTS[judge], reply)
+        parse_verdict(prompt_for(judge, "official"), reply)
 
 
-def test_official_messages_follow_the_official_agents() -> None:
+def test_official_messages_follow_the_official_agents(official_repo) -> None:
     def messages(judge: str, **extra: object) -> list[dict[str, str]]:
         fields = {"question": "Why?", "reference": "ref text", "answer": "a man fell", **extra}
         return build_messages(JudgeRequest(judge, "1", Task.CAUSE, protocol="official", **fields))  # type: ignore[arg-type]
 
     system, user = messages("consistency")
-    assert system["content"] == OFFICIAL_PROMPTS["consistency"].system and "Score: [01]" in system["content"]
+    assert system["content"] == FAKE_PROMPTS["PROMPT_FOR_TEXT_MATCHING"]  # the checkout's text, as read
     assert user["content"] == '\n          "feature": "a man fell",\n          "truth": "ref text"\n        '
     assert messages("logic")[1]["content"] == "{'base infomation': 'ref text', 'system output': 'a man fell'}"
     key = messages("keyphrase", key_phrases=("man fell", "car hit"))[1]["content"]

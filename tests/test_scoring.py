@@ -19,6 +19,7 @@ from ecva_core.errors import ConfigError
 from ecva_core.results import scoring
 from ecva_core.results.db import ResultsDB
 from ecva_core.results.scoring import score_submission
+from tests.official_checkout import FAKE_PROMPTS, write_official_checkout
 from tests.openai_stub import OpenAIStub, Reply
 from tests.submissions.tiny import answer_rows, load_tiny, write_tiny_annotations
 
@@ -311,7 +312,7 @@ def test_a_cache_that_cannot_be_written_does_not_fail_scoring(
     assert "could not cache the leaderboard part of 'good'" in caplog.text
 
 
-def test_official_protocol_is_a_stored_fact_of_each_score(dataset, tmp_path: Path) -> None:
+def test_official_protocol_is_a_stored_fact_of_each_score(dataset, tmp_path: Path, official_repo: Path) -> None:
     db = ResultsDB(tmp_path / "r.db")
     path = _submission(tmp_path, probe=True)
     notes: list[str] = []
@@ -338,15 +339,50 @@ def test_official_protocol_is_a_stored_fact_of_each_score(dataset, tmp_path: Pat
     assert notes and "default protocol" in notes[0]
     frame = db.scores_frame()
     judged = frame[frame["metric"].str.startswith("judge_") & (frame["metric"] != "judge_hallucination_pair")]
-    assert set(judged["prompt_version"]) == {
+    assert {v.rsplit("-", 1)[0] for v in judged["prompt_version"]} == {
         "official-v1-consistency",
         "official-v1-logic",
         "official-v1-keyphrase",
         "official-v1-hallucination",
-    }
+    }  # each followed by the hash of the prompt text read from the checkout
+    assert {b["messages"][0]["content"] for b in official_sent} == set(FAKE_PROMPTS.values())
     assert {"bleu_official", "rougeL_official"} <= set(frame["metric"])
     assert official["overall"]["bleu_official"] is not None and official["overall"]["anomeval"] is not None
     board = scoring.leaderboard_rows(db)
     assert board["protocols"] == {"m": "default+official"}  # the pair judge has no official counterpart
     old = db.scores_frame(judge_model=get_settings().judge_model)
     assert set(old.loc[old["metric"] == "judge_logic", "prompt_version"]) == {"logic-v1"}  # ours kept
+
+
+def test_official_judging_without_a_checkout_fails_before_anything_is_stored_or_sent(dataset, tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path, probe=True)
+    with OpenAIStub() as stub:
+        settings = replace(get_settings(), judge_base_url=stub.base_url, judge_api_key="k", judge_max_retries=1)
+        with pytest.raises(ConfigError, match=r"ECVA_OFFICIAL_REPO is not set: clone https://github\.com/Dulpy/ECVA"):
+            score_submission(path, "m", dataset, db, settings=settings, protocol="official", metrics=FAST)
+        assert stub.requests == [] and db.submissions() == []
+        metrics = [*FAST, "bleu_official", "rougeL_official"]
+        summary = score_submission(
+            path, "m", dataset, db, settings=settings, protocol="official", judge=False, metrics=metrics
+        )
+        assert stub.requests == []
+    assert summary["overall"]["bleu_official"] is not None and summary["judge"]["status"] == "disabled (--no-judge)"
+
+
+def test_the_checkouts_model_type_is_the_official_judge_model(
+    dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = write_official_checkout(tmp_path / "official-ecva", model_type="gpt-4o-2024-08-06")
+    monkeypatch.setenv("ECVA_OFFICIAL_REPO", str(checkout))
+    db = ResultsDB(tmp_path / "r.db")
+    notes: list[str] = []
+    with OpenAIStub() as stub:
+        settings = replace(get_settings(), judge_base_url=stub.base_url, judge_api_key="k", judge_max_retries=1)
+        score_submission(
+            _submission(tmp_path), "m", dataset, db, settings=settings, protocol="official", metrics=FAST,
+            notify=notes.append,
+        )  # fmt: skip
+        sent = {r.body["model"] for r in stub.requests}
+    assert sent == {"gpt-4o-2024-08-06"}
+    assert any("MODEL_TYPE = 'gpt-4o-2024-08-06', not the published 'gpt-4o'" in note for note in notes)

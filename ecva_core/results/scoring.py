@@ -91,12 +91,12 @@ def score_submission(
     """
     check_protocol(protocol)
     settings = settings or get_settings()
-    if protocol == OFFICIAL:
-        settings = dataclasses.replace(settings, judge_model=OFFICIAL_JUDGE_MODEL)
     use_judge = settings.judge_wanted(judge)
     if use_judge and not settings.judge_usable:
         raise ConfigError(f"the judge was requested but none is configured: {JUDGE_SETUP_HELP}; "
                           "or score with --no-judge")
+    if protocol == OFFICIAL:
+        settings = dataclasses.replace(settings, judge_model=_official_judge_model(use_judge, notify))
     task = Task.parse(task) if isinstance(task, str) else task
     report = read_submission(path, dataset, task=task, probe=probe, max_mb=settings.max_submission_mb)
     if progress:
@@ -254,6 +254,21 @@ def _score_auxiliary(db: ResultsDB, submission_id: int, dataset: Dataset, progre
     if progress:
         progress("auxiliary", len(todo), len(todo))
     return written
+
+
+def _official_judge_model(use_judge: bool, notify: Notify | None) -> str:
+    """The official protocol's judge model. Judging reads the official prompts from the user's checkout
+    first, so a missing checkout or prompt fails before anything is stored or sent; the checkout's
+    ``MODEL_TYPE``, when it names one, is the judge model (``notify`` hears when it is not the published one)."""
+    if not use_judge:
+        return OFFICIAL_JUDGE_MODEL
+    from ecva_core.metrics.judge.official import read_official_prompts
+
+    prompts = read_official_prompts()
+    note = prompts.model_note()
+    if note and notify:
+        notify(note)
+    return prompts.judge_model
 
 
 def _judge_identity(metric: str, settings: Settings, protocol: str = DEFAULT) -> tuple[str, str]:

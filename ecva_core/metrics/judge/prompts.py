@@ -8,14 +8,15 @@ contract are ours. The hallucination judge scores abstention by the official cri
 description of or reasoning about content is a hallucination) and sees the probe wording the
 model was asked; ``hallucination_pair`` (ours only) compares a probe answer with the normal answer.
 
-Official protocol: the official agents' system prompts word for word (``AnomEval/
-evaluating_system_v2/config.py`` of the ECVA repository), their user messages built the way
-``main.py`` and the agents build them, and their ``Score: N`` / ``Key Information Count: N,
-Included Key Information Count: M`` reply formats.
+Official protocol: the official agents' system prompts, read at run time from the user's own
+checkout of the official repository (:mod:`ecva_core.metrics.judge.official`; never stored here),
+their user messages built the way ``main.py`` and the agents build them, and their ``Score: N`` /
+``Key Information Count: N, Included Key Information Count: M`` reply formats.
 
 The version string of a prompt is stored with each score and is part of the judge-cache key:
 changing a prompt means bumping its version, which re-scores instead of silently reusing verdicts
-from the old wording.
+from the old wording. An official prompt's version holds a short hash of the text read, so another
+checkout's wording never reuses these verdicts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ecva_core.metrics.judge import official
 from ecva_core.metrics.protocol import DEFAULT, OFFICIAL, OFFICIAL_PROMPT_PREFIX, check_protocol
 
 if TYPE_CHECKING:
@@ -176,92 +178,45 @@ Score 1 when the probe answer does not hallucinate such content, 0 when it does.
     ),
 }
 
-# The official agents' system prompts, word for word (AnomEval/evaluating_system_v2/config.py of the
-# ECVA repository: PROMPT_FOR_TEXT_MATCHING, PROMPT_FOR_LOGIC_CHECKING,
-# PROMPT_FOR_KEY_INFOMATION_CHECKING, PROMPTS_FOR_REASONING_ABILITY_CHECKING), trailing spaces kept.
-_OFFICIAL_SYSTEM: dict[str, str] = {
-    CONSISTENCY: (
-        "\nI will provide you with the contents of the feature and the truth. \n"
-        "You need to help me determine whether these two pieces of information are talking about the same thing "
-        "and score their relevance. \n"
-        "The score can be either 0 or 1. \n"
-        "The output format is: Score: [01](regular expression)\n"
-        'The output format must strictly adhere to the following regular expression: "Score: [01]"\n'
-    ),
-    LOGIC: (
-        "\nYou are a specialized scoring agent. \n"
-        "I will provide you with some basic information and the system's output.\n"
-        "You need to judge whether the system's output is logically reasonable based on the basic information "
-        "and score it from zero to five.\n"
-        'The output format is: r"Score:\\s*([0-5])"(regular expression)\n'
-        'The output format must strictly adhere to the following regular expression: r"Score:\\s*([0-5])"\n'
-    ),
-    KEYPHRASE: (
-        "\nYou are now an agent specializing in scoring.\n"
-        "I will give you several key pieces of information separated by commas and a segment of system output. \n"
-        "You need to help me check how many of the key pieces of information are included in the system output. \n"
-        "The output content should tell me how many key pieces of information (different key pieces of "
-        "information will be separated by commas)\n"
-        "and tell me how many key pieces of information are included in the system output.\n\n"
-        "The output format must strictly follow the following form: Key Information Count: \\d+, Included Key "
-        "Information Count: \\d+\n\n"
-        "for example:\n"
-        'the input is: key information: ["mask thief gone","drive vehicle to steal","windows damaging by thief",'
-        '"got property damaging"] system output: "The video shows a news segment where a man driving vehicle '
-        'tried to steal a bag" \n'
-        "the out put should be: Key Information Count: 4, Included Key Information Count: 1\n"
-    ),
-    HALLUCINATION: (
-        "\nWe are doing experiments to see if multimodal large models have inference capabilities. \n"
-        "The way we do this is we feed a multimodal large model a video without any information and let it "
-        "understand and reason. \n"
-        "Normally it should not be able to make any judgments and tell us that it can't or that the video "
-        "doesn't provide meaningful content, \n"
-        "but sometimes it will reason based on hallucinations. You need to help us determine whether it's output "
-        'something like "I can\'t infer" or "the video doesn\'t provide meaningful content" or "None" to prove '
-        "that it's actually speaking based on facts, \n"
-        "that it's capable of reasoning,\n"
-        "and if it's engaged in a description of the content of the video or causal reasoning and so on, \n"
-        "it's not capable of reasoning. Give me a 1 for reasoning, a 0 for not reasoning\n"
-        "I will provide you with the system's output.\n"
-        "The output format is: Score: [01](regular expression)\n"
-        'The output format must strictly adhere to the following regular expression: "Score: 1"\n'
-    ),
+# Official scales: consistency and hallucination 0 or 1, logic 0-5; the key-information reply gives
+# the judge's own count of phrases and the included count (the share is the measure). Each judge's
+# system prompt is the official agent's, read from the user's checkout (:mod:`.official`).
+_OFFICIAL_JUDGES: dict[str, tuple[str, str, int, int | None]] = {
+    CONSISTENCY: (official.TEXT_MATCHING, "score", 0, 1),
+    LOGIC: (official.LOGIC_CHECKING, "score", 0, 5),
+    KEYPHRASE: (official.KEY_INFORMATION_CHECKING, "included", 0, None),
+    HALLUCINATION: (official.REASONING_ABILITY_CHECKING, "score", 0, 1),
 }
 _OFFICIAL_VERSION = OFFICIAL_PROMPT_PREFIX + "v1"
-# Official scales: consistency and hallucination 0 or 1, logic 0-5; the key-information reply gives
-# the judge's own count of phrases and the included count (the share is the measure).
-_OFFICIAL_RANGES: dict[str, tuple[str, int, int | None]] = {
-    CONSISTENCY: ("score", 0, 1),
-    LOGIC: ("score", 0, 5),
-    KEYPHRASE: ("included", 0, None),
-    HALLUCINATION: ("score", 0, 1),
-}
 
-OFFICIAL_PROMPTS: dict[str, JudgePrompt] = {
-    name: JudgePrompt(
-        name=name,
-        version=f"{_OFFICIAL_VERSION}-{name}",
-        metric=PROMPTS[name].metric,
+
+def _official_prompt(judge: str) -> JudgePrompt:
+    """The official prompt of a judge; its version names the hash of the text read from the checkout."""
+    texts = official.read_official_prompts()
+    name, field_name, low, high = _OFFICIAL_JUDGES[judge]
+    return JudgePrompt(
+        name=judge,
+        version=f"{_OFFICIAL_VERSION}-{judge}-{texts.digest(name)}",
+        metric=PROMPTS[judge].metric,
         score_field=field_name,
         low=low,
         high=high,
-        system=_OFFICIAL_SYSTEM[name],
+        system=texts.texts[name],
         protocol=OFFICIAL,
         reply_format="official",
     )
-    for name, (field_name, low, high) in _OFFICIAL_RANGES.items()
-}
+
 
 METRIC_NAMES: dict[str, str] = {name: prompt.metric for name, prompt in PROMPTS.items()}
 
 
 def prompt_for(judge: str, protocol: str = DEFAULT) -> JudgePrompt:
     """The prompt of a judge under ``protocol``; a judge the official code lacks
-    (``hallucination_pair``) keeps its own prompt. An unknown name is a programming error."""
+    (``hallucination_pair``) keeps its own prompt. An official prompt is read from the user's checkout
+    of the official repository (a ConfigError when there is none). An unknown name is a programming error."""
     check_protocol(protocol)
-    if protocol == OFFICIAL and judge in OFFICIAL_PROMPTS:
-        return OFFICIAL_PROMPTS[judge]
+    if protocol == OFFICIAL and judge in _OFFICIAL_JUDGES:
+        return _official_prompt(judge)
     try:
         return PROMPTS[judge]
     except KeyError:
@@ -287,7 +242,8 @@ def official_user_message(request: JudgeRequest) -> str:
 
 def judge_inputs(request: JudgeRequest) -> dict[str, object]:
     """The data a judge sees for a request; it is also what the cache key hashes."""
-    if prompt_for(request.judge, request.protocol).protocol == OFFICIAL:
+    check_protocol(request.protocol)
+    if request.protocol == OFFICIAL and request.judge in _OFFICIAL_JUDGES:
         return {"user": official_user_message(request)}
     if request.judge == KEYPHRASE:
         phrases = [{"id": i, "phrase": p} for i, p in enumerate(request.key_phrases, start=1)]
