@@ -114,7 +114,8 @@ class _Bar:
     default=DEFAULT,
     show_default=True,
     help="default: this tool's judge prompts and metrics; official: the official ECVA code's judge model "
-    "(gpt-4o), prompts and scales, plus bleu_official/rougeL_official (see the README's Protocol).",
+    "(gpt-4o), prompts and scales, plus bleu_official/rougeL_official (see the README's Protocol). Its judge "
+    "prompts are read from your clone of the official repository, named by ECVA_OFFICIAL_REPO.",
 )
 @common(data_option, db_option, json_option)
 def score(

@@ -3,7 +3,8 @@
 - ``default``: this tool's protocol: our judge prompts (JSON verdicts) at temperature 0, BLEU
   and ROUGE with the expert answer as the reference and normalised tokens.
 - ``official``: the official ECVA code's computation where a user needs the paper's numbers:
-  its judge model and prompt wordings, its reply formats and scales, and BLEU/ROUGE computed as
+  its judge model and prompt wordings (read from the user's checkout of the official repository,
+  :mod:`ecva_core.metrics.judge.official`), its reply formats and scales, and BLEU/ROUGE computed as
   its ``eval_bleu_rouge.py`` computes them (stored as ``bleu_official`` / ``rougeL_official``).
 
 A judge score records which protocol made it through its prompt version (stored with the score
@@ -15,7 +16,7 @@ from __future__ import annotations
 DEFAULT = "default"
 OFFICIAL = "official"
 PROTOCOLS: tuple[str, ...] = (DEFAULT, OFFICIAL)
-OFFICIAL_JUDGE_MODEL = "gpt-4o"  # MODEL_TYPE of the official AnomEval config
+OFFICIAL_JUDGE_MODEL = "gpt-4o"  # MODEL_TYPE of the official AnomEval config (a checkout's own value wins)
 OFFICIAL_PROMPT_PREFIX = "official-"
 OFFICIAL_TEXT_METRICS: tuple[str, ...] = ("bleu_official", "rougeL_official")
 
