@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("ecva_core.cli.scoring", "compare", "Paired comparison of two models."),
     "results": ("ecva_core.cli.scoring", "results", "Export or import a model's full results."),
     "chat": ("ecva_core.cli.chat", "chat", "Ask a video LLM one question about a clip."),
+    "infer": ("ecva_core.cli.infer", "infer", "Run a video LLM over the benchmark (resumable, sharded, Ray)."),
     "serve": ("ecva_core.cli.serve", "serve", "Start the explorer (Streamlit) or chat (Gradio) app."),
 }
 

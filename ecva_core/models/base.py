@@ -292,6 +292,23 @@ class ChatModel(ABC):
         """
         return [self.answer(request.frames, request.question, **generation) for request in requests]
 
+    def answer_outcomes(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str | Exception]:
+        """Each request's answer, or the exception that stopped that request alone.
+
+        A batch that fails as a whole is asked again in halves, so one bad request (a context
+        overflow, say) fails by itself and the others still get their answers.
+        """
+        if not requests:
+            return []
+        try:
+            return list(self.answer_batch(requests, **generation))
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+        middle = len(requests) // 2
+        return [*self.answer_outcomes(requests[:middle], **generation),
+                *self.answer_outcomes(requests[middle:], **generation)]
+
     @abstractmethod
     def _stream(self, clip: CachedClip, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
         """Yield the answer's text chunks for ``messages`` about ``clip``."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
 from ecva_core.errors import ModelLoadError
 from ecva_core.models.base import (
     DEFAULT_SYSTEM_PROMPT,
+    BatchRequest,
     CachedClip,
     ChatMessage,
     ChatModel,
@@ -27,6 +29,12 @@ from ecva_core.models.base import (
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0", "::1")
+
+
+def resolve_base_url(spec_url: str | None, extra: Mapping[str, Any]) -> str:
+    """The server a spec talks to: ``@URL`` in the spec, else ``base_url``, ``$OPENAI_BASE_URL``, OpenAI."""
+    return (spec_url or extra.get("base_url") or os.environ.get("OPENAI_BASE_URL", "").strip()
+            or OPENAI_DEFAULT_URL).rstrip("/")
 
 
 def encode_jpeg(image: Any, max_side: int = 768, quality: int = 85) -> str:
@@ -56,13 +64,14 @@ class OpenAIVideoChat(ChatModel):
         self.use_video_url = bool(extra.get("use_video_url", False))
         self.max_side = int(extra.get("max_side", 768))
         self.jpeg_quality = int(extra.get("jpeg_quality", 85))
+        self.concurrency = max(1, options.max_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=float(extra.get("timeout_s", 120.0)),
                              max_retries=int(extra.get("max_retries", 2)))
 
     @classmethod
     def from_spec(cls, spec: str, model: str, base_url: str | None, options: ModelOptions) -> OpenAIVideoChat:
-        url = (base_url or options.extra.get("base_url") or os.environ.get("OPENAI_BASE_URL", "").strip()
-               or OPENAI_DEFAULT_URL).rstrip("/")
+        url = resolve_base_url(base_url, options.extra)
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ModelLoadError(f"openai:{model}@{url}: the base URL must look like http://host:port/v1")
@@ -132,14 +141,70 @@ class OpenAIVideoChat(ChatModel):
                     text = getattr(choice.delta, "content", None)
                     if text:
                         yield text
-        except openai.APIConnectionError as exc:
-            raise ModelLoadError(f"cannot reach the chat server at {self.base_url}: {exc}. "
-                                 "Start it or fix the URL in openai:MODEL@BASE_URL") from exc
-        except openai.AuthenticationError as exc:
-            raise ModelLoadError(f"{self.base_url} rejected the API key; set OPENAI_API_KEY") from exc
-        except openai.APIStatusError as exc:
-            raise ModelLoadError(f"the chat server at {self.base_url} answered {exc.status_code} for model "
-                                 f"{self.model!r}: {exc.message}") from exc
+        except openai.OpenAIError as exc:
+            raise self._server_error(exc) from exc
+
+    def _server_error(self, exc: Exception) -> Exception:
+        """The server's failure as a message that says what to fix."""
+        import openai
+
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelLoadError(f"cannot reach the chat server at {self.base_url}: {exc}. "
+                                  "Start it or fix the URL in openai:MODEL@BASE_URL")
+        if isinstance(exc, openai.AuthenticationError):
+            return ModelLoadError(f"{self.base_url} rejected the API key; set OPENAI_API_KEY")
+        if isinstance(exc, openai.APIStatusError):
+            return ModelLoadError(f"the chat server at {self.base_url} answered {exc.status_code} for model "
+                                  f"{self.model!r}: {exc.message}")
+        return exc
+
+    def _complete(self, clip: CachedClip, question: str, options: GenerationOptions) -> str:
+        """One whole (non-streamed) answer; the client retries 429/5xx and connection errors with backoff."""
+        import openai
+
+        payload = self.build_messages(clip, [ChatMessage("user", question)])
+        kwargs: dict[str, Any] = {"model": self.model, "messages": payload, "max_tokens": options.max_new_tokens,
+                                  "temperature": options.temperature}
+        if options.top_p < 1.0:
+            kwargs["top_p"] = options.top_p
+        try:
+            reply = self.client.chat.completions.create(**kwargs)
+        except openai.OpenAIError as exc:
+            raise self._server_error(exc) from exc
+        if not reply.choices:
+            raise ModelLoadError(f"the chat server at {self.base_url} sent a reply without an answer")
+        return reply.choices[0].message.content or ""
+
+    def answer_outcomes(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str | Exception]:
+        """All requests sent together, ``max_concurrency`` in flight; each clip's JPEGs encoded once.
+
+        Every message carries the video before the question, so a server's prefix cache (vLLM,
+        SGLang) shares a clip between its questions.
+        """
+        options = GenerationOptions.from_kwargs(generation)
+        clips: dict[int, CachedClip] = {}
+        for request in requests:
+            clips.setdefault(id(request.frames), CachedClip(frames=request.frames))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai-batch")
+        if not self.use_video_url:
+            list(self._pool.map(self._image_parts, clips.values()))
+
+        def one(request: BatchRequest) -> str | Exception:
+            try:
+                return self._complete(clips[id(request.frames)], request.question, options)
+            except Exception as exc:
+                return exc
+
+        return list(self._pool.map(one, requests))
+
+    def answer_batch(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str]:
+        """Every answer, or the first failure raised (see :meth:`answer_outcomes`)."""
+        outcomes = self.answer_outcomes(requests, **generation)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+        return [str(outcome) for outcome in outcomes]
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
