@@ -146,6 +146,7 @@ def _default_probe(dataset: Any) -> str:
 @click.option(
     "--judge/--no-judge", default=None, help="With --score: run the AnomEval judge (default: when one is configured)."
 )
+@click.option("--metric", "metrics", multiple=True, help="With --score: text metric(s) (default: every one available).")
 @common(data_option, db_option, json_option)
 @click.pass_context
 def infer(
@@ -173,6 +174,7 @@ def infer(
     score_after: bool,
     name: str | None,
     judge: bool | None,
+    metrics: tuple[str, ...],
     data_path: Path | None,
     db_path: Path | None,
     as_json: bool,
@@ -222,20 +224,28 @@ def infer(
         summary = run_infer(dataset, options, progress=bar)
     payload = summary.to_dict()
     if score_after:
-        payload["score"] = _score(out, name or spec, dataset, db_path, judge)
+        payload["score"] = _score(out, name or spec, dataset, db_path, judge, list(metrics) or None)
     if as_json:
         emit_json(payload)
         return
     _print(payload)
 
 
-def _score(out: Path, model: str, dataset: Any, db_path: Path | None, judge: bool | None) -> dict[str, Any]:
+def _score(
+    out: Path, model: str, dataset: Any, db_path: Path | None, judge: bool | None, metrics: list[str] | None
+) -> dict[str, Any]:
     """Store and score the written file through the same code path as ``ecva score``."""
     from ecva_core.cli.scoring import _Bar, _open_db
+    from ecva_core.metrics.text import TEXT_METRICS
     from ecva_core.results.scoring import score_submission
 
+    unknown = [m for m in metrics or () if m not in TEXT_METRICS]
+    if unknown:
+        raise click.BadParameter(f"unknown text metric(s) {', '.join(unknown)}", param_hint="--metric")
     with _Bar() as bar:
-        return score_submission(out, model, dataset, _open_db(db_path), judge=judge, progress=bar, notify=log)
+        return score_submission(
+            out, model, dataset, _open_db(db_path), judge=judge, progress=bar, metrics=metrics, notify=log
+        )
 
 
 def _print(payload: dict[str, Any]) -> None:
