@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 ENGINES = ("local", "ray")
 DEFAULT_CONCURRENCY = 32
 DEFAULT_BATCH_SIZE = 8
+# Batches a server model has in flight at once (the next is sent while the last one finishes).
+SERVER_BATCHES_IN_FLIGHT = 2
 
 Progress = Callable[[int, int, int, int], None]
 """``progress(done, total, failed, from_cache)`` after each batch of results."""
@@ -135,24 +138,39 @@ def run_local(
     options: InferOptions,
     on_results: Callable[[list[ItemResult]], None],
 ) -> None:
-    """Decode ahead in worker processes, answer ``requests_per_batch`` items at a time, log each batch."""
+    """Decode ahead in worker processes, answer ``requests_per_batch`` items at a time, log each batch.
+
+    For a server model the next batch is sent while the previous one is still answered, so the
+    ``concurrency`` slots never drain at a batch boundary; a local model answers one batch at a time.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     groups = group_by_video(pending)
     per_video = max(1, math.ceil(len(pending) / max(1, len(groups))))
-    ahead = math.ceil(options.requests_per_batch / per_video) + 2 * max(1, options.decode_workers)
-    buffer: list[Any] = []
-    waiting = 0
-    for group, decoded in Prefetcher(groups, options.decode_workers, ahead, options.frame_backend):
-        buffer.append((group, decoded))
-        waiting += len(group)
-        if waiting >= options.requests_per_batch:
-            results = runner.answer(buffer)
-            log.append(results)
-            on_results(results)
-            buffer, waiting = [], 0
-    if buffer:
-        results = runner.answer(buffer)
+    overlap = SERVER_BATCHES_IN_FLIGHT if options.is_server else 1
+    ahead = overlap * math.ceil(options.requests_per_batch / per_video) + 2 * max(1, options.decode_workers)
+    in_flight: deque[Future[list[ItemResult]]] = deque()
+
+    def collect(future: Future[list[ItemResult]]) -> None:
+        results = future.result()
         log.append(results)
         on_results(results)
+
+    with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="infer-batch") as batches:
+        buffer: list[Any] = []
+        waiting = 0
+        for group, decoded in Prefetcher(groups, options.decode_workers, ahead, options.frame_backend):
+            buffer.append((group, decoded))
+            waiting += len(group)
+            if waiting >= options.requests_per_batch:
+                in_flight.append(batches.submit(runner.answer, buffer))
+                buffer, waiting = [], 0
+                while len(in_flight) >= overlap:
+                    collect(in_flight.popleft())
+        if buffer:
+            in_flight.append(batches.submit(runner.answer, buffer))
+        while in_flight:
+            collect(in_flight.popleft())
 
 
 def run_ray(

@@ -8,6 +8,7 @@ failure (unreadable video, server error, model error, unusable ranking) into an
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,7 @@ class ItemRunner:
         self.frame_backend = frame_backend
         self.judge_settings = judge_settings
         self.model_calls = 0
+        self._count_lock = threading.Lock()
 
     def __call__(self, items: list[WorkItem]) -> list[ItemResult]:
         """Decode (each video once) and answer ``items``; one result per item, in order."""
@@ -106,7 +108,8 @@ class ItemRunner:
         out: list[str | BaseException] = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
-            self.model_calls += len(chunk)
+            with self._count_lock:
+                self.model_calls += len(chunk)
             out.extend(self.model.answer_outcomes(chunk, **self.generation))
         return out
 
