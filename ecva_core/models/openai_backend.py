@@ -26,6 +26,7 @@ from ecva_core.models.base import (
     GenerationOptions,
     ModelOptions,
 )
+from ecva_core.models.openai_batch import BatchEndpoint, BatchPoster
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0", "::1")
@@ -65,6 +66,9 @@ class OpenAIVideoChat(ChatModel):
         self.max_side = int(extra.get("max_side", 768))
         self.jpeg_quality = int(extra.get("jpeg_quality", 85))
         self.concurrency = max(1, options.max_concurrency)
+        endpoint = BatchEndpoint(base_url, api_key, model, self.concurrency, float(extra.get("timeout_s", 120.0)),
+                                 int(extra.get("max_retries", 2)))
+        self._poster = BatchPoster(endpoint)
         self._pool: ThreadPoolExecutor | None = None
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=float(extra.get("timeout_s", 120.0)),
                              max_retries=int(extra.get("max_retries", 2)))
@@ -158,45 +162,35 @@ class OpenAIVideoChat(ChatModel):
                                   f"{self.model!r}: {exc.message}")
         return exc
 
-    def _complete(self, clip: CachedClip, question: str, options: GenerationOptions) -> str:
-        """One whole (non-streamed) answer; the client retries 429/5xx and connection errors with backoff."""
-        import openai
-
-        payload = self.build_messages(clip, [ChatMessage("user", question)])
-        kwargs: dict[str, Any] = {"model": self.model, "messages": payload, "max_tokens": options.max_new_tokens,
-                                  "temperature": options.temperature}
-        if options.top_p < 1.0:
-            kwargs["top_p"] = options.top_p
-        try:
-            reply = self.client.chat.completions.create(**kwargs)
-        except openai.OpenAIError as exc:
-            raise self._server_error(exc) from exc
-        if not reply.choices:
-            raise ModelLoadError(f"the chat server at {self.base_url} sent a reply without an answer")
-        return reply.choices[0].message.content or ""
-
     def answer_outcomes(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str | Exception]:
-        """All requests sent together, ``max_concurrency`` in flight; each clip's JPEGs encoded once.
+        """All requests sent together, ``max_concurrency`` in flight (see ``openai_batch``).
 
-        Every message carries the video before the question, so a server's prefix cache (vLLM,
-        SGLang) shares a clip between its questions.
+        Each clip's JPEGs are encoded once, and every message carries the video before the
+        question, so a server's prefix cache (vLLM, SGLang) shares a clip between its questions.
         """
+        import orjson
+
+
         options = GenerationOptions.from_kwargs(generation)
         clips: dict[int, CachedClip] = {}
         for request in requests:
             clips.setdefault(id(request.frames), CachedClip(frames=request.frames))
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai-batch")
         if not self.use_video_url:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="openai-jpeg")
             list(self._pool.map(self._image_parts, clips.values()))
-
-        def one(request: BatchRequest) -> str | Exception:
-            try:
-                return self._complete(clips[id(request.frames)], request.question, options)
-            except Exception as exc:
-                return exc
-
-        return list(self._pool.map(one, requests))
+        bodies: list[bytes] = []
+        for request in requests:
+            body: dict[str, Any] = {
+                "model": self.model,
+                "messages": self.build_messages(clips[id(request.frames)], [ChatMessage("user", request.question)]),
+                "max_tokens": options.max_new_tokens,
+                "temperature": options.temperature,
+            }
+            if options.top_p < 1.0:
+                body["top_p"] = options.top_p
+            bodies.append(orjson.dumps(body))
+        return self._poster.post_all(bodies)
 
     def answer_batch(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str]:
         """Every answer, or the first failure raised (see :meth:`answer_outcomes`)."""
