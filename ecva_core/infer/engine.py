@@ -9,11 +9,13 @@ when finished, it asks the model nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +26,7 @@ from ecva_core.infer.keys import StatCache, default_cache_dir
 from ecva_core.infer.log import ResultLog, read_results
 from ecva_core.infer.output import ERROR_OUTPUT, build_rows, write_rows
 from ecva_core.infer.plan import Plan, PlanOptions, build_plan
-from ecva_core.infer.prefetch import Prefetcher, group_by_video
+from ecva_core.infer.prefetch import Prefetcher, decode_pool, group_by_video
 from ecva_core.infer.runner import ItemRunner
 
 if TYPE_CHECKING:
@@ -137,14 +139,13 @@ def run_local(
     log: ResultLog,
     options: InferOptions,
     on_results: Callable[[list[ItemResult]], None],
+    pool: Executor | None = None,
 ) -> None:
-    """Decode ahead in worker processes, answer ``requests_per_batch`` items at a time, log each batch.
+    """Decode ahead in the worker ``pool``, answer ``requests_per_batch`` items at a time, log each batch.
 
     For a server model the next batch is sent while the previous one is still answered, so the
     ``concurrency`` slots never drain at a batch boundary; a local model answers one batch at a time.
     """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     groups = group_by_video(pending)
     per_video = max(1, math.ceil(len(pending) / max(1, len(groups))))
     overlap = SERVER_BATCHES_IN_FLIGHT if options.is_server else 1
@@ -159,7 +160,7 @@ def run_local(
     with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="infer-batch") as batches:
         buffer: list[Any] = []
         waiting = 0
-        for group, decoded in Prefetcher(groups, options.decode_workers, ahead, options.frame_backend):
+        for group, decoded in Prefetcher(groups, pool, ahead, options.frame_backend):
             buffer.append((group, decoded))
             waiting += len(group)
             if waiting >= options.requests_per_batch:
@@ -212,9 +213,26 @@ def run_infer(dataset: Dataset, options: InferOptions, progress: Progress | None
     start = time.perf_counter()
     cache_dir = options.cache_dir or default_cache_dir()
     stat_cache = StatCache(cache_dir / "files.jsonl")
-    plan = build_plan(
-        dataset, plan_options, stat_cache, workers=options.decode_workers, judge_model=settings.judge_model
-    )
+    with contextlib.ExitStack() as stack:
+        pool = decode_pool(options.decode_workers)
+        if pool is not None:
+            stack.enter_context(pool)
+        summary = _run(dataset, options, settings, cache_dir, stat_cache, pool, progress)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run(
+    dataset: Dataset,
+    options: InferOptions,
+    settings: Settings,
+    cache_dir: Path,
+    stat_cache: StatCache,
+    pool: Executor | None,
+    progress: Progress | None,
+) -> InferSummary:
+    plan_options = options.plan
+    plan = build_plan(dataset, plan_options, stat_cache, pool=pool, judge_model=settings.judge_model)
     known = read_results(cache_dir)
     pending = [item for item in plan.items if not (item.key in known and known[item.key].ok)]
     summary = InferSummary(
@@ -259,10 +277,9 @@ def run_infer(dataset: Dataset, options: InferOptions, progress: Progress | None
                     frame_backend=options.frame_backend,
                     judge_settings=settings,
                 )
-                run_local(pending, runner, log, options, on_results)
+                run_local(pending, runner, log, options, on_results, pool)
                 summary.model_calls = runner.model_calls
     _finish(summary, plan, known, options)
-    summary.seconds = time.perf_counter() - start
     return summary
 
 

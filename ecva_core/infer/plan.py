@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,8 +142,8 @@ def _facts_of(path: str) -> dict[str, Any]:
     }
 
 
-def video_facts(paths: Sequence[Path], cache: StatCache, workers: int) -> dict[Path, dict[str, Any]]:
-    """``_facts_of`` for every path, from the cache where known, else in ``workers`` processes."""
+def video_facts(paths: Sequence[Path], cache: StatCache, pool: Executor | None) -> dict[Path, dict[str, Any]]:
+    """``_facts_of`` for every path, from the cache where known, else in the worker ``pool``."""
     out: dict[Path, dict[str, Any]] = {}
     missing: list[Path] = []
     for path in paths:
@@ -151,13 +152,8 @@ def video_facts(paths: Sequence[Path], cache: StatCache, workers: int) -> dict[P
             out[path] = known
         else:
             missing.append(path)
-    if len(missing) > 4 and workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        from ecva_core.infer.prefetch import worker_context
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context()) as pool:
-            found = list(pool.map(_facts_of, [str(p) for p in missing], chunksize=4))
+    if pool is not None and len(missing) > 4:
+        found = list(pool.map(_facts_of, [str(p) for p in missing], chunksize=4))
     else:
         found = [_facts_of(str(p)) for p in missing]
     for path, facts in zip(missing, found, strict=True):
@@ -194,9 +190,12 @@ def annotated_probe_frames(record: VideoRecord, info: VideoInfo, num_frames: int
 
 
 def build_plan(
-    dataset: Dataset, options: PlanOptions, cache: StatCache, workers: int = 1, judge_model: str = ""
+    dataset: Dataset, options: PlanOptions, cache: StatCache, pool: Executor | None = None, judge_model: str = ""
 ) -> Plan:
-    """Plan every row for the chosen videos; ``judge_model`` names the ranker of ``--probe ranked``."""
+    """Plan every row for the chosen videos (new videos hashed and indexed in ``pool``).
+
+    ``judge_model`` names the ranker of ``--probe ranked``, part of those probes' cache keys.
+    """
     from ecva_core.video import frame_indices
 
     if options.probe not in PROBE_MODES:
@@ -205,7 +204,7 @@ def build_plan(
     model = model_fingerprint(options.spec, options.model_options, cache)
     records = select_records(dataset, options)
     paths = {r.video_id: dataset.video_path(r.video_id) for r in records}
-    facts = video_facts([p for p in paths.values() if p is not None], cache, workers)
+    facts = video_facts([p for p in paths.values() if p is not None], cache, pool)
     tasks = tuple(t for t in Task if t in options.tasks)
     rows: list[RowSpec] = []
     items: dict[str, WorkItem] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,32 +79,42 @@ def group_by_video(items: Iterable[WorkItem]) -> list[list[WorkItem]]:
 
 
 class Prefetcher:
-    """Decode groups in ``workers`` processes, at most ``ahead`` groups beyond the consumer, in order.
+    """Decode groups in a process ``pool``, at most ``ahead`` groups beyond the consumer, in order.
 
-    With ``workers=0`` the groups are decoded in the calling process (no pool).
+    Without a pool the groups are decoded in the calling process.
     """
 
-    def __init__(self, groups: Sequence[Sequence[WorkItem]], workers: int, ahead: int, backend: str | None = None):
+    def __init__(
+        self, groups: Sequence[Sequence[WorkItem]], pool: Executor | None, ahead: int, backend: str | None = None
+    ) -> None:
         self.groups = list(groups)
-        self.workers = workers
+        self.pool = pool
         self.ahead = max(1, ahead)
         self.backend = backend
 
     def __iter__(self) -> Iterator[tuple[Sequence[WorkItem], DecodedVideo]]:
-        if self.workers <= 0:
+        if self.pool is None:
             for group in self.groups:
                 yield group, decode_video(group, self.backend)
             return
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context()) as pool:
-            window: deque[tuple[Sequence[WorkItem], Future[DecodedVideo]]] = deque()
-            pending = iter(self.groups)
-            for group in pending:
-                window.append((group, pool.submit(decode_video, group, self.backend)))
-                if len(window) >= self.ahead:
-                    break
+        window: deque[tuple[Sequence[WorkItem], Future[DecodedVideo]]] = deque()
+        pending = iter(self.groups)
+        for group in pending:
+            window.append((group, self.pool.submit(decode_video, group, self.backend)))
+            if len(window) >= self.ahead:
+                break
+        try:
             while window:
                 group, future = window.popleft()
                 next_group = next(pending, None)
                 if next_group is not None:
-                    window.append((next_group, pool.submit(decode_video, next_group, self.backend)))
+                    window.append((next_group, self.pool.submit(decode_video, next_group, self.backend)))
                 yield group, future.result()
+        finally:
+            for _, future in window:
+                future.cancel()
+
+
+def decode_pool(workers: int) -> ProcessPoolExecutor | None:
+    """The worker processes that index and decode videos (None for ``workers=0``: decode in-process)."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_context()) if workers > 0 else None

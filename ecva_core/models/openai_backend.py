@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
 
@@ -57,8 +58,6 @@ class OpenAIVideoChat(ChatModel):
 
     def __init__(self, spec: str, model: str, base_url: str, api_key: str, options: ModelOptions) -> None:
         super().__init__(spec, num_frames=options.num_frames)
-        from openai import OpenAI
-
         extra = options.extra
         self.model = model
         self.base_url = base_url
@@ -70,8 +69,16 @@ class OpenAIVideoChat(ChatModel):
                                  int(extra.get("max_retries", 2)))
         self._poster = BatchPoster(endpoint)
         self._pool: ThreadPoolExecutor | None = None
-        self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=float(extra.get("timeout_s", 120.0)),
-                             max_retries=int(extra.get("max_retries", 2)))
+        self._endpoint = endpoint
+
+    @cached_property
+    def client(self) -> Any:
+        """The openai SDK client for streamed chat, built on first use (importing it takes about a second)."""
+        from openai import OpenAI
+
+        endpoint = self._endpoint
+        return OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=endpoint.timeout_s,
+                      max_retries=endpoint.max_retries)
 
     @classmethod
     def from_spec(cls, spec: str, model: str, base_url: str | None, options: ModelOptions) -> OpenAIVideoChat:
