@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,7 @@ def main() -> None:
     server.stop()
 
     ratio = official_s / ours.seconds
+    load = os.getloadavg()[0]
     rows = [
         ("official pattern (sequential, decode per question)", official_s, official_calls),
         ("ecva infer (first run)", ours.seconds, ours_calls),
@@ -164,7 +166,8 @@ def main() -> None:
     ]
     print(
         f"{args.videos} videos x 3 tasks x (normal + probe) = {official_questions} questions; server latency "
-        f"{args.latency_ms:g} ms per call (dataset built in {setup_s:.1f} s)"
+        f"{args.latency_ms:g} ms per call (dataset built in {setup_s:.1f} s); {os.cpu_count()} CPUs, "
+        f"load average {load:.1f} at the end"
     )
     print(f"{'run':<52} {'seconds':>9} {'calls':>7} {'questions/s':>12}")
     for name, seconds, count in rows:
@@ -186,6 +189,8 @@ def main() -> None:
                 "ours_calls": ours_calls,
                 "rerun_calls": rerun_calls,
                 "official_calls": official_calls,
+                "cpus": os.cpu_count(),
+                "load_average": round(load, 1),
             }
         )
     )

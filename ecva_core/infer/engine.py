@@ -152,10 +152,13 @@ def run_local(
     ahead = overlap * math.ceil(options.requests_per_batch / per_video) + 2 * max(1, options.decode_workers)
     in_flight: deque[Future[list[ItemResult]]] = deque()
 
+    def answer_and_log(buffer: list[Any]) -> list[ItemResult]:
+        results = runner.answer(buffer)
+        log.append(results)  # durable before the batch counts as done; off the loop that feeds the model
+        return results
+
     def collect(future: Future[list[ItemResult]]) -> None:
-        results = future.result()
-        log.append(results)
-        on_results(results)
+        on_results(future.result())
 
     with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="infer-batch") as batches:
         buffer: list[Any] = []
@@ -164,12 +167,12 @@ def run_local(
             buffer.append((group, decoded))
             waiting += len(group)
             if waiting >= options.requests_per_batch:
-                in_flight.append(batches.submit(runner.answer, buffer))
+                in_flight.append(batches.submit(answer_and_log, buffer))
                 buffer, waiting = [], 0
                 while len(in_flight) >= overlap:
                     collect(in_flight.popleft())
         if buffer:
-            in_flight.append(batches.submit(runner.answer, buffer))
+            in_flight.append(batches.submit(answer_and_log, buffer))
         while in_flight:
             collect(in_flight.popleft())
 

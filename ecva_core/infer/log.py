@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -39,24 +40,26 @@ def read_results(folder: Path) -> dict[str, ItemResult]:
 
 
 class ResultLog:
-    """This process's log file; ``append`` makes results durable before it returns."""
+    """This process's log file; ``append`` (from any thread of the driver) makes results durable before it returns."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / f"results-{process_tag()}.jsonl"
         self._handle: IO[str] | None = None
+        self._lock = threading.Lock()
 
     def append(self, results: Iterable[ItemResult]) -> int:
         """Write ``results`` (one line each), flush and fsync; returns how many were written."""
         lines = [json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results]
         if not lines:
             return 0
-        if self._handle is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write("".join(lines))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        with self._lock:
+            if self._handle is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._handle = self.path.open("a", encoding="utf-8")
+            self._handle.write("".join(lines))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
         return len(lines)
 
     def close(self) -> None:
