@@ -216,10 +216,7 @@ def run_infer(dataset: Dataset, options: InferOptions, progress: Progress | None
     start = time.perf_counter()
     cache_dir = options.cache_dir or default_cache_dir()
     stat_cache = StatCache(cache_dir / "files.jsonl")
-    with contextlib.ExitStack() as stack:
-        pool = decode_pool(options.decode_workers)
-        if pool is not None:
-            stack.enter_context(pool)
+    with decode_pool(options.decode_workers) or contextlib.nullcontext() as pool:
         summary = _run(dataset, options, settings, cache_dir, stat_cache, pool, progress)
     summary.seconds = time.perf_counter() - start
     return summary
