@@ -163,7 +163,7 @@ def run_local(
     with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="infer-batch") as batches:
         buffer: list[Any] = []
         waiting = 0
-        for group, decoded in Prefetcher(groups, pool, ahead, options.frame_backend):
+        for group, decoded in Prefetcher(groups, pool, ahead, options.frame_backend, runner.codec):
             buffer.append((group, decoded))
             waiting += len(group)
             if waiting >= options.requests_per_batch:

@@ -1,5 +1,7 @@
 """Frames decoded ahead of the model in worker processes, each video once for all its questions.
 
+A backend that sends encoded frames (OpenAI-compatible servers: JPEGs) has them encoded there too.
+
 ``decode_video`` opens a video, indexes it once and decodes the union of the frames its items
 need in one pass, so the normal and the probe frames come from one open of the file.
 ``Prefetcher`` runs it in a process pool a bounded number of videos ahead of the consumer.
@@ -9,11 +11,11 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecva_core.errors import EcvaError
 from ecva_core.infer.items import WorkItem
@@ -24,10 +26,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class DecodedVideo:
-    """The frames of one video, by the frame-index tuple that asked for them; or why there are none."""
+    """The frames of one video, by the frame-index tuple that asked for them; or why there are none.
+
+    With a codec, ``encoded`` holds each frame set as the backend sends it, and the pixels are
+    left out of ``frames`` (zero-size images with the same timestamps), so only the encoded form
+    crosses from the worker to the model's process.
+    """
 
     video_id: str
     frames: dict[tuple[int, ...], Frames] = field(default_factory=dict)
+    encoded: dict[tuple[int, ...], tuple[Any, ...]] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -36,8 +44,10 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver")
 
 
-def decode_video(items: Sequence[WorkItem], backend: str | None = None) -> DecodedVideo:
-    """Decode every frame set the items of one video ask for; a bad file becomes ``error``."""
+def decode_video(
+    items: Sequence[WorkItem], backend: str | None = None, codec: Callable[[Any], Any] | None = None
+) -> DecodedVideo:
+    """Decode every frame set the items of one video ask for (and ``codec`` them); a bad file is ``error``."""
     import numpy as np
 
     from ecva_core.video import Frames
@@ -60,8 +70,11 @@ def decode_video(items: Sequence[WorkItem], backend: str | None = None) -> Decod
         return DecodedVideo(first.video_id, error=f"cannot decode {path}: {type(exc).__name__}: {exc}")
     decoded = DecodedVideo(first.video_id)
     for indices in {item.frame_indices for item in items}:
+        if codec is not None:
+            decoded.encoded[indices] = tuple(codec(images[i]) for i in indices)
+        pixels = np.stack([images[i] for i in indices])
         decoded.frames[indices] = Frames(
-            images=np.stack([images[i] for i in indices]),
+            images=pixels[:, :0, :0] if codec is not None else pixels,
             timestamps=[table.timestamp(i) for i in indices],
             indices=list(indices),
             info=info,
@@ -85,22 +98,28 @@ class Prefetcher:
     """
 
     def __init__(
-        self, groups: Sequence[Sequence[WorkItem]], pool: Executor | None, ahead: int, backend: str | None = None
+        self,
+        groups: Sequence[Sequence[WorkItem]],
+        pool: Executor | None,
+        ahead: int,
+        backend: str | None = None,
+        codec: Callable[[Any], Any] | None = None,
     ) -> None:
         self.groups = list(groups)
         self.pool = pool
         self.ahead = max(1, ahead)
         self.backend = backend
+        self.codec = codec
 
     def __iter__(self) -> Iterator[tuple[Sequence[WorkItem], DecodedVideo]]:
         if self.pool is None:
             for group in self.groups:
-                yield group, decode_video(group, self.backend)
+                yield group, decode_video(group, self.backend, self.codec)
             return
         window: deque[tuple[Sequence[WorkItem], Future[DecodedVideo]]] = deque()
         pending = iter(self.groups)
         for group in pending:
-            window.append((group, self.pool.submit(decode_video, group, self.backend)))
+            window.append((group, self.pool.submit(decode_video, group, self.backend, self.codec)))
             if len(window) >= self.ahead:
                 break
         try:
@@ -108,7 +127,7 @@ class Prefetcher:
                 group, future = window.popleft()
                 next_group = next(pending, None)
                 if next_group is not None:
-                    window.append((next_group, self.pool.submit(decode_video, next_group, self.backend)))
+                    window.append((next_group, self.pool.submit(decode_video, next_group, self.backend, self.codec)))
                 yield group, future.result()
         finally:
             for _, future in window:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ecva_core.infer.items import ItemResult, WorkItem
@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from ecva_core.video import Frames
 
 Decoded = Sequence[tuple[Sequence[WorkItem], DecodedVideo]]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Frames a question is asked about, with their encoded form when the decode worker made it."""
+
+    frames: Frames
+    encoded: tuple[Any, ...] | None = None
+
+    def subset(self, positions: Sequence[int]) -> Clip:
+        encoded = tuple(self.encoded[p] for p in positions) if self.encoded is not None else None
+        return Clip(subset(self.frames, positions), encoded)
 
 
 def subset(frames: Frames, positions: Sequence[int]) -> Frames:
@@ -70,41 +82,42 @@ class ItemRunner:
         self.judge_settings = judge_settings
         self.model_calls = 0
         self._count_lock = threading.Lock()
+        self.codec = model.frame_codec()
 
     def __call__(self, items: list[WorkItem]) -> list[ItemResult]:
         """Decode (each video once) and answer ``items``; one result per item, in order."""
-        decoded = [(group, decode_video(group, self.frame_backend)) for group in group_by_video(items)]
+        decoded = [(group, decode_video(group, self.frame_backend, self.codec)) for group in group_by_video(items)]
         by_key = {r.key: r for r in self.answer(decoded)}
         return [by_key[item.key] for item in items]
 
     def answer(self, decoded: Decoded) -> list[ItemResult]:
         """Answer items whose frames are decoded; results in the order of the items given."""
         results: dict[str, ItemResult] = {}
-        jobs: list[tuple[WorkItem, Frames, dict[str, Any]]] = []
-        ranked: dict[str, tuple[list[WorkItem], Frames]] = {}
+        jobs: list[tuple[WorkItem, Clip, dict[str, Any]]] = []
+        ranked: dict[str, tuple[list[WorkItem], Clip]] = {}
         for items, video in decoded:
+            clips = {indices: Clip(frames, video.encoded.get(indices)) for indices, frames in video.frames.items()}
             for item in items:
                 if video.error is not None:
                     results[item.key] = ItemResult.failure(item, video.error)
                 elif item.is_ranked_probe:
-                    entry = ranked.setdefault(item.video_path, ([], video.frames[item.frame_indices]))
-                    entry[0].append(item)
+                    ranked.setdefault(item.video_path, ([], clips[item.frame_indices]))[0].append(item)
                 else:
-                    jobs.append((item, video.frames[item.frame_indices], {}))
+                    jobs.append((item, clips[item.frame_indices], {}))
         jobs.extend(self._ranked_jobs(ranked, results))
-        outcomes = self.ask([(frames, item.prompt) for item, frames, _ in jobs])
-        for (item, frames, extra), outcome in zip(jobs, outcomes, strict=True):
+        outcomes = self.ask([(clip, item.prompt) for item, clip, _ in jobs])
+        for (item, clip, extra), outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 results[item.key] = ItemResult.failure(item, describe_error(outcome))
             else:
-                results[item.key] = ItemResult.answer(item, outcome, frames.timestamps, extra)
+                results[item.key] = ItemResult.answer(item, outcome, clip.frames.timestamps, extra)
         return [results[item.key] for items, _ in decoded for item in items]
 
-    def ask(self, questions: Sequence[tuple[Frames, str]]) -> list[str | BaseException]:
+    def ask(self, questions: Sequence[tuple[Clip, str]]) -> list[str | BaseException]:
         """Each question's answer or the exception that stopped it, asked ``batch_size`` at a time."""
         from ecva_core.models.base import BatchRequest
 
-        requests = [BatchRequest(frames, question) for frames, question in questions]
+        requests = [BatchRequest(clip.frames, question, clip.encoded) for clip, question in questions]
         out: list[str | BaseException] = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
@@ -114,17 +127,15 @@ class ItemRunner:
         return out
 
     def _ranked_jobs(
-        self, ranked: dict[str, tuple[list[WorkItem], Frames]], results: dict[str, ItemResult]
-    ) -> list[tuple[WorkItem, Frames, dict[str, Any]]]:
+        self, ranked: dict[str, tuple[list[WorkItem], Clip]], results: dict[str, ItemResult]
+    ) -> list[tuple[WorkItem, Clip, dict[str, Any]]]:
         """Caption each video's chunks, rank them with the judge, and ask the probe without the top chunks."""
         if not ranked:
             return []
         from ecva_core.config import get_settings
 
         chunks = chunk_positions()
-        questions = [
-            (subset(frames, positions), CAPTION_PROMPT) for _, frames in ranked.values() for positions in chunks
-        ]
+        questions = [(clip.subset(positions), CAPTION_PROMPT) for _, clip in ranked.values() for positions in chunks]
         outcomes = self.ask(questions)
         captions: dict[str, list[str]] = {}
         for index, (path, (items, _)) in enumerate(ranked.items()):
@@ -138,20 +149,20 @@ class ItemRunner:
                 continue
             captions[path] = [str(t) for t in texts]
         rankings = rank_all(captions, self.judge_settings or get_settings())
-        jobs: list[tuple[WorkItem, Frames, dict[str, Any]]] = []
+        jobs: list[tuple[WorkItem, Clip, dict[str, Any]]] = []
         for path, ranking in rankings.items():
-            items, frames = ranked[path]
+            items, clip = ranked[path]
             if isinstance(ranking, str):
                 for item in items:
                     results[item.key] = ItemResult.failure(item, ranking)
                 continue
             kept, removed = kept_positions(ranking)
-            probe_frames = subset(frames, kept)
+            probe_clip = clip.subset(kept)
             extra = {
                 "method": "ranked",
                 "captions": captions[path],
                 "ranking": ranking,
-                "removed_frames": [round(frames.timestamps[p], 3) for p in removed],
+                "removed_frames": [round(clip.frames.timestamps[p], 3) for p in removed],
             }
-            jobs.extend((item, probe_frames, extra) for item in items)
+            jobs.extend((item, probe_clip, extra) for item in items)
         return jobs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -198,11 +198,13 @@ class BatchRequest:
     """One question about already sampled frames, as batch inference (``ecva infer``) asks it.
 
     Requests that share one ``Frames`` object are questions about the same clip: a backend encodes
-    those frames once for all of them.
+    those frames once for all of them. ``encoded``, when given, is the frames already passed
+    through the backend's :meth:`ChatModel.frame_codec` (in a decode worker), one per frame.
     """
 
     frames: Frames
     question: str
+    encoded: tuple[Any, ...] | None = None
 
 
 def sample_clip(video: str | Path, num_frames: int) -> Frames:
@@ -282,6 +284,14 @@ class ChatModel(ABC):
         return "".join(self.chat(video, [ChatMessage("user", question)], **generation))
 
     max_batch_size: int = 1
+
+    def frame_codec(self) -> Callable[[Any], Any] | None:
+        """A picklable function turning one frame (H, W, 3) into what this backend sends, or None.
+
+        Batch inference runs it in its decode workers, next to the decoding, and hands the result
+        over as ``BatchRequest.encoded``; None (the default) means the backend takes the pixels.
+        """
+        return None
 
     def answer_batch(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str]:
         """The whole answer to each request, in order; raises if the batch as a whole fails.

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import io
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 from urllib.parse import urlparse
 
@@ -37,6 +37,12 @@ def resolve_base_url(spec_url: str | None, extra: Mapping[str, Any]) -> str:
     """The server a spec talks to: ``@URL`` in the spec, else ``base_url``, ``$OPENAI_BASE_URL``, OpenAI."""
     return (spec_url or extra.get("base_url") or os.environ.get("OPENAI_BASE_URL", "").strip()
             or OPENAI_DEFAULT_URL).rstrip("/")
+
+
+def jpeg_part(image: Any, max_side: int = 768, quality: int = 85) -> dict[str, Any]:
+    """One frame as the ``image_url`` content part every vision server accepts."""
+    url = "data:image/jpeg;base64," + encode_jpeg(image, max_side, quality)
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def encode_jpeg(image: Any, max_side: int = 768, quality: int = 85) -> str:
@@ -97,12 +103,14 @@ class OpenAIVideoChat(ChatModel):
     def _image_parts(self, clip: CachedClip) -> list[dict[str, Any]]:
         parts = clip.encoded.get("openai_jpeg")
         if parts is None:
-            parts = [{"type": "image_url",
-                      "image_url": {"url": "data:image/jpeg;base64," + encode_jpeg(img, self.max_side,
-                                                                                  self.jpeg_quality)}}
-                     for img in clip.frames.images]
+            codec = self.frame_codec()
+            parts = [codec(img) for img in clip.frames.images]
             clip.encoded["openai_jpeg"] = parts
         return parts
+
+    def frame_codec(self) -> Callable[[Any], Any]:
+        """Frame -> ``image_url`` part with a base64 JPEG (batch inference runs it in its decode workers)."""
+        return partial(jpeg_part, max_side=self.max_side, quality=self.jpeg_quality)
 
     def _video_part(self, clip: CachedClip) -> dict[str, Any]:
         part = clip.encoded.get("openai_video")
@@ -181,7 +189,9 @@ class OpenAIVideoChat(ChatModel):
         options = GenerationOptions.from_kwargs(generation)
         clips: dict[int, CachedClip] = {}
         for request in requests:
-            clips.setdefault(id(request.frames), CachedClip(frames=request.frames))
+            clip = clips.setdefault(id(request.frames), CachedClip(frames=request.frames))
+            if request.encoded is not None and not self.use_video_url:
+                clip.encoded["openai_jpeg"] = list(request.encoded)
         if not self.use_video_url:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="openai-jpeg")
