@@ -73,11 +73,14 @@ class InferOptions:
         return self.plan.spec.strip().startswith("openai:")
 
     def model_options(self) -> dict[str, Any]:
-        """Loader options: an ``openai:`` model gets the concurrency bound and retries with backoff."""
+        """Loader options: an ``openai:`` model gets the concurrency bound and retries with backoff,
+        a local model its questions per forward pass."""
         options = dict(self.plan.model_options)
         if self.is_server:
             options.setdefault("max_concurrency", self.concurrency)
             options.setdefault("max_retries", 5)
+        else:
+            options.setdefault("max_batch_size", self.batch_size)
         return options
 
     @property
