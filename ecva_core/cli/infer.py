@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from ecva_core.cli.options import common, data_option, db_option, emit_json, json_option, log
+from ecva_core.infer.engine import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, ENGINES
+from ecva_core.infer.plan import PROBE_MODES
 
 _TASK_HELP = "Comma-separated tasks (default: description,cause,result; also classification,timestamp)."
 
@@ -88,7 +90,7 @@ def _default_probe(dataset: Any) -> str:
 @click.option("--tasks", default=None, help=_TASK_HELP)
 @click.option(
     "--probe",
-    type=click.Choice(["annotated", "ranked", "none"]),
+    type=click.Choice(PROBE_MODES),
     default=None,
     help="Hallucination probe: annotated moments cut out (default when the dataset has moments), "
     "ranked (caption chunks, the judge ranks them, the top 2 are removed) or none.",
@@ -99,12 +101,16 @@ def _default_probe(dataset: Any) -> str:
 @click.option("--videos", default=None, help="Comma-separated video ids to run (default: every usable video).")
 @click.option("--limit", type=click.IntRange(0), default=None, help="Only the first N videos (in id order).")
 @click.option(
-    "--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True, help="openai: requests in flight."
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="openai: requests in flight.",
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 1024),
-    default=8,
+    default=DEFAULT_BATCH_SIZE,
     show_default=True,
     help="Local models: questions per forward pass.",
 )
@@ -116,7 +122,7 @@ def _default_probe(dataset: Any) -> str:
     help="Split the videos into N shards (for batch-scheduler arrays).",
 )
 @click.option("--shard-index", type=click.IntRange(0), default=0, show_default=True, help="Which shard to run.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True)
 @click.option("--ray-address", default=None, help="Ray cluster to join (auto on a head node; default: a local one).")
 @click.option(
     "--ray-replicas",
