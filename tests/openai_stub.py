@@ -7,9 +7,11 @@ change the default. Every request is recorded with its headers and JSON body, an
 requests in flight is tracked so tests can check a concurrency bound.
 
 By default a reply is a valid verdict computed from the prompt, for the ECVA judges (the system
-prompt names the judge: ``ECVA AnomEval judge: <name>``) by simple word-overlap rules; the
-official agents' prompts get replies in their own formats (``Score: N``, ``Key Information Count:
-N, Included Key Information Count: M``).
+prompt names the judge: ``ECVA AnomEval judge: <name>``) by simple word-overlap rules, and a
+deterministic answer for a video question (frames as image parts); the official agents' prompts get
+replies in their own formats (``Score: N``, ``Key Information Count: N, Included Key Information
+Count: M``). Recorded requests expose the frames they carried and their question text
+(``frame_count``, ``frame_times``, ``prompt_text``).
 """
 
 from __future__ import annotations
@@ -79,6 +81,34 @@ class Recorded:
     received_at: float
     reply_kind: str = ""
 
+    @property
+    def video_parts(self) -> list[dict[str, Any]]:
+        """The content parts of the user turn that carries a video (empty for text-only requests)."""
+        for message in (self.body or {}).get("messages") or []:
+            if message.get("role") == "user" and isinstance(message.get("content"), list):
+                return list(message["content"])
+        return []
+
+    @property
+    def frame_count(self) -> int:
+        """Images (sampled frames) the request carried."""
+        return sum(1 for part in self.video_parts if part.get("type") == "image_url")
+
+    @property
+    def frame_times(self) -> list[float]:
+        """The frame timestamps the request's intro text names (``... at 0.2s, 0.8s.``)."""
+        texts = [p.get("text", "") for p in self.video_parts if p.get("type") == "text"]
+        return frame_times_in(texts[0]) if texts else []
+
+    @property
+    def prompt_text(self) -> str:
+        """The question: the last text part of a video request, else the last user message."""
+        texts = [p.get("text", "") for p in self.video_parts if p.get("type") == "text"]
+        if texts:
+            return texts[-1]
+        users = [m for m in (self.body or {}).get("messages") or [] if m.get("role") == "user"]
+        return str(users[-1].get("content", "")) if users else ""
+
 
 @dataclass
 class _Rule:
@@ -100,8 +130,39 @@ class _State:
     count: int = 0
 
 
+_TIMES = re.compile(r"(\d+(?:\.\d+)?)s\b")
+
+
+def frame_times_in(text: str) -> list[float]:
+    """Timestamps from a video request's intro (``Here are 8 frames ... at 0.2s, 0.8s.``)."""
+    return [float(t) for t in _TIMES.findall(text.partition(" at ")[2])]
+
+
+def video_answer(body: dict[str, Any]) -> str | None:
+    """A deterministic answer to a video question (frames + question), or None for other requests.
+
+    It names the frame span and echoes the question's first words, so answers differ by frames
+    and prompt; probe-worded questions are answered ``None``.
+    """
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, list):
+            texts = [p.get("text", "") for p in content if p.get("type") == "text"]
+            frames = sum(1 for p in content if p.get("type") == "image_url")
+            times = frame_times_in(texts[0]) if texts else []
+            question = texts[-1] if texts else ""
+            if "answer with one word None" in question:
+                return "None"
+            span = f"{times[0]:.1f}-{times[-1]:.1f}s" if times else "unknown span"
+            return f"{frames} frames over {span}: a car crash on the street; {' '.join(question.split()[:4])}"
+    return None
+
+
 def default_verdict(body: dict[str, Any]) -> str:
     """A valid JSON verdict for an ECVA judge prompt, from word overlap (deterministic)."""
+    answer_text = video_answer(body)
+    if answer_text is not None:
+        return answer_text
     messages = body.get("messages") or []
     system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
     user = next((m.get("content", "") for m in messages if m.get("role") == "user"), "{}")

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "results": ("ecva_core.cli.scoring", "results", "Export or import a model's full results."),
     "chat": ("ecva_core.cli.chat", "chat", "Ask a video LLM one question about a clip."),
     "models": ("ecva_core.cli.models", "models", "Download model weights (Hugging Face, ModelScope) for offline use."),
+    "infer": ("ecva_core.cli.infer", "infer", "Run a video LLM over the benchmark (resumable, sharded, Ray)."),
 }
 # Commands that other installed packages add (the apps add ``serve``): the library never imports them.
 PLUGIN_GROUP = "ecva.commands"

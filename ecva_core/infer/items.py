@@ -11,7 +11,6 @@ from typing import Any
 
 NORMAL = "normal"
 PROBE = "probe"
-VARIANTS = (NORMAL, PROBE)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -200,11 +200,13 @@ class BatchRequest:
     """One question about already sampled frames, as batch inference (``ecva infer``) asks it.
 
     Requests that share one ``Frames`` object are questions about the same clip: a backend encodes
-    those frames once for all of them.
+    those frames once for all of them. ``encoded``, when given, is the frames already passed
+    through the backend's :meth:`ChatModel.frame_codec` (in a decode worker), one per frame.
     """
 
     frames: Frames
     question: str
+    encoded: tuple[Any, ...] | None = None
 
 
 def sample_clip(video: str | Path, num_frames: int) -> Frames:
@@ -285,6 +287,14 @@ class ChatModel(ABC):
 
     max_batch_size: int = 1
 
+    def frame_codec(self) -> Callable[[Any], Any] | None:
+        """A picklable function turning one frame (H, W, 3) into what this backend sends, or None.
+
+        Batch inference runs it in its decode workers, next to the decoding, and hands the result
+        over as ``BatchRequest.encoded``; None (the default) means the backend takes the pixels.
+        """
+        return None
+
     def answer_batch(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str]:
         """The whole answer to each request, in order; raises if the batch as a whole fails.
 
@@ -293,6 +303,23 @@ class ChatModel(ABC):
         in one forward pass.
         """
         return [self.answer(request.frames, request.question, **generation) for request in requests]
+
+    def answer_outcomes(self, requests: Sequence[BatchRequest], **generation: Any) -> list[str | Exception]:
+        """Each request's answer, or the exception that stopped that request alone.
+
+        A batch that fails as a whole is asked again in halves, so one bad request (a context
+        overflow, say) fails by itself and the others still get their answers.
+        """
+        if not requests:
+            return []
+        try:
+            return list(self.answer_batch(requests, **generation))
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+        middle = len(requests) // 2
+        return [*self.answer_outcomes(requests[:middle], **generation),
+                *self.answer_outcomes(requests[middle:], **generation)]
 
     @abstractmethod
     def _stream(self, clip: CachedClip, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
