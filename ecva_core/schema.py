@@ -175,6 +175,10 @@ class PredictionStatus(StrEnum):
 KEYFRAMES_REMOVED_PROBE = "no_keyframes"
 """The ``probe`` value of an answer given with the key frames removed (the hallucination probe)."""
 
+RUN_FIELDS: tuple[str, ...] = ("frames", "model", "error", "keyframes")
+"""Per-row fields ``ecva infer`` adds to a submission (the frame times seen, the model spec, a failed
+item's reason, a ranked probe's captions and ranking): known to the parser, not scored."""
+
 
 @dataclass(frozen=True)
 class Prediction:

@@ -81,6 +81,7 @@ def test_full_plan_on_the_demo_asks_the_protocol_questions_with_the_right_frames
     )
     report = read_submission(out, dataset)
     assert report.coverage["matched"] == 42 and report.coverage["failed"] == 0 and report.coverage["probe_rows"] == 42
+    assert not [p for p in report.problems if "unknown fields" in p.problem]  # the run's own fields are known
 
 
 def test_a_second_run_makes_no_model_calls_and_writes_the_same_bytes(

@@ -353,3 +353,16 @@ def test_modelscope_resumes_the_partial_file_of_a_killed_run(hubs, monkeypatch, 
     assert result.exit_code == 0, result.output
     assert _files(folder) == files
     assert "bytes=30000-" in stub.ranged("model.safetensors")
+
+
+def test_infer_hub_option_reaches_the_loader(hubs, monkeypatch, demo_dataset_dir, tmp_path) -> None:
+    """``ecva infer --hub modelscope`` looks the model up on ModelScope and stops at once when it is unreachable."""
+    from ecva_core.cli.main import cli
+
+    _online(monkeypatch)
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", _refused_endpoint())
+    args = ["infer", "--model", "hf:tiny-org/absent", "--out", str(tmp_path / "a.json"), "--limit", "1",
+            "--data", str(demo_dataset_dir), "--cache", str(tmp_path / "cache"), "--hub", "modelscope"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "Cannot reach the ModelScope hub" in result.output, result.output
+    assert "Traceback" not in result.output

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ecva_core.cli.options import common, data_option, db_option, emit_json, json_option, log
+from ecva_core.cli.options import common, data_option, db_option, emit_json, hub_option, json_option, log
 from ecva_core.infer.engine import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, ENGINES
 from ecva_core.infer.plan import PROBE_MODES
 
@@ -147,6 +147,7 @@ def _default_probe(dataset: Any) -> str:
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ... (local models).")
 @click.option("--dtype", default=None, help="auto, bf16, fp16, fp32 (local models).")
+@hub_option
 @click.option("--score", "score_after", is_flag=True, help="Store and score the file when done (as ecva score).")
 @click.option("--name", default=None, help="With --score: the model name results are stored under (default: SPEC).")
 @click.option(
@@ -177,6 +178,7 @@ def infer(
     temperature: float,
     device: str | None,
     dtype: str | None,
+    hub: str | None,
     score_after: bool,
     name: str | None,
     judge: bool | None,
@@ -201,7 +203,7 @@ def infer(
     if shard_index >= shards:
         raise click.BadParameter(f"must be below --shards ({shards})", param_hint="--shard-index")
     dataset = load_dataset(data_path)
-    model_options = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
+    model_options = {k: v for k, v in (("device", device), ("dtype", dtype), ("hub", hub)) if v is not None}
     plan = PlanOptions(
         spec=spec,
         model_options=model_options,

@@ -188,8 +188,15 @@ def run_on_ray(
         concurrency=max(1, int(pool)),
         num_gpus=num_gpus_per_replica,
     )
-    for row in answered.iter_rows():
-        data = json.loads(row["result"])
-        if "fatal" in data:
-            raise ModelLoadError(data["fatal"])
-        yield ItemResult.from_dict(data)
+    try:
+        for row in answered.iter_rows():
+            data = json.loads(row["result"])
+            if "fatal" in data:
+                raise ModelLoadError(data["fatal"])
+            yield ItemResult.from_dict(data)
+    except ray.exceptions.RayError as exc:  # an actor killed by the OS, a lost node: Ray's own failures
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EcvaError(
+            f"the Ray run stopped: {first_line}. What was answered is in the result cache: run the same "
+            "command again to carry on (or with --engine local)"
+        ) from None

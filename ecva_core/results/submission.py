@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecva_core.dataset.questions import is_probe_prompt
 from ecva_core.errors import SubmissionError
-from ecva_core.schema import KEYFRAMES_REMOVED_PROBE, Prediction, PredictionStatus, Task, canonical_video_id
+from ecva_core.schema import KEYFRAMES_REMOVED_PROBE, RUN_FIELDS, Prediction, PredictionStatus, Task, canonical_video_id
 
 if TYPE_CHECKING:
     from ecva_core.dataset import Dataset
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_PROBE = KEYFRAMES_REMOVED_PROBE
 _PROBE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _STRING_FIELDS = ("prompt", "human_expert_answer", "task_type")
-_KNOWN_FIELDS = {"video_file", "video_id", "output", "probe", *_STRING_FIELDS}
+_KNOWN_FIELDS = {"video_file", "video_id", "output", "probe", *_STRING_FIELDS, *RUN_FIELDS}
 _MAX_REPORTED_ERRORS = 50
 _FILENAME_HINTS = {"classification": Task.CLASSIFICATION}
 
