@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,29 +41,23 @@ with OpenAIStub(Reply.verdict(latency_s=float(sys.argv[1])), record_bodies=False
 
 
 class ServerProcess:
-    """The loopback server (tests/openai_stub.py) in a process of its own; ``calls()`` asks its count."""
+    """The loopback server (tests/openai_stub.py) in a process of its own; ``calls()`` asks its count.
+
+    Spoken to through :class:`helper_process.Helper`, so a server that dies stops the benchmark
+    with its error output instead of leaving it waiting.
+    """
 
     def __init__(self, latency_s: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(latency_s)],
-            cwd=REPO,
-            text=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
-        self.base_url = self.stdout.readline().strip()
+        from helper_process import Helper  # a sibling module: this script runs as a plain script
+
+        self.helper = Helper([sys.executable, "-c", _SERVER, str(latency_s)], "the loopback server", cwd=REPO)
+        self.base_url = self.helper.ready_line.strip()
 
     def calls(self) -> int:
-        self.stdin.write("calls\n")
-        self.stdin.flush()
-        return int(self.stdout.readline())
+        return int(self.helper.ask("calls"))
 
     def stop(self) -> None:
-        self.stdin.write("stop\n")
-        self.stdin.flush()
-        self.proc.wait(timeout=30)
+        self.helper.close()
 
 
 def build_dataset(root: Path, videos: int) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_judge import Helper, HelperError
+from benchmarks.helper_process import Helper, HelperError
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p.name for p in (REPO / "benchmarks").glob("bench_*.py"))
