@@ -114,3 +114,14 @@ def test_pyav_falls_back_to_a_sequential_decode(clips: dict[str, Path], monkeypa
     monkeypatch.setattr(readers, "_seek_and_decode", half_then_mismatch)
     frames = sample_frames(clips["bframes.mp4"], num_frames=16, backend="pyav")
     assert [frame_code(image) for image in frames.images] == frames.indices
+
+
+def test_decoder_threads_can_be_limited_per_process(monkeypatch) -> None:
+    """ecva infer's decode workers decode single-threaded: the pool is the parallelism."""
+    from ecva_core.video import readers
+
+    monkeypatch.setattr(readers, "_thread_limit", None)
+    monkeypatch.setattr(readers.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert readers.decoder_threads() == 4
+    readers.limit_decoder_threads(1)
+    assert readers.decoder_threads() == 1

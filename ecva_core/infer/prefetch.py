@@ -135,5 +135,14 @@ class Prefetcher:
 
 
 def decode_pool(workers: int) -> ProcessPoolExecutor | None:
-    """The worker processes that index and decode videos (None for ``workers=0``: decode in-process)."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_context()) if workers > 0 else None
+    """The worker processes that index and decode videos (None for ``workers=0``: decode in-process).
+
+    Each worker decodes single-threaded: the workers are the parallelism.
+    """
+    if workers <= 0:
+        return None
+    from ecva_core.video.readers import limit_decoder_threads
+
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=worker_context(), initializer=limit_decoder_threads, initargs=(1,)
+    )

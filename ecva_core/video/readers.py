@@ -28,13 +28,26 @@ BACKENDS: tuple[str, ...] = ("pyav", "decord", "opencv")
 _SKIP_NONREF_CODECS = {"h264", "hevc"}
 
 
+_thread_limit: int | None = None
+
+
+def limit_decoder_threads(threads: int) -> None:
+    """Decode with at most ``threads`` threads in this process.
+
+    A pool that already runs one decoding process per core (``ecva infer``'s decode workers) loses
+    CPU to each decoder's threads competing with its siblings' for the same cores.
+    """
+    global _thread_limit
+    _thread_limit = max(1, int(threads))
+
+
 def decoder_threads() -> int:
     """Threads per decoder: the cores this process may use, capped (more only adds latency)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    return max(1, min(cores, 8, _thread_limit or cores))
 
 
 def read_frames(path: Path, indices: Sequence[int], table: FrameTable, backend: str) -> dict[int, np.ndarray]:
