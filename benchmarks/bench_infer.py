@@ -10,6 +10,9 @@ annotated moments cut out) = 1,200 questions, asked of an OpenAI-compatible serv
 * ours: ``run_infer`` (decode workers ahead of the model, each video decoded once for its six
   questions, 32 requests in flight), then the same command again, which must make 0 calls.
 
+A GPU section (``infer_gpu.gpu_section``, only where a CUDA GPU is present) adds questions/s of the
+full-size AnomShield architecture with random weights at batch 1 and 8.
+
 Run from the repository root: ``python benchmarks/bench_infer.py [--videos 200] [--latency-ms 50]``.
 Prints a table and one JSON line of headline figures. Nothing is asserted. The machine's load
 matters: on a small machine the CPU (decoding, JPEG encoding, HTTP) bounds ours, not the latency.
@@ -125,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--no-gpu-section", action="store_true", help="skip the AnomShield GPU section")
     args = parser.parse_args()
 
     from ecva_core.dataset import load_dataset
@@ -152,6 +156,11 @@ def main() -> None:
 
     ratio = official_s / ours.seconds
     load = os.getloadavg()[0]
+    gpu: dict[str, float] = {}
+    if not args.no_gpu_section:
+        from infer_gpu import gpu_section  # a sibling module: this script runs as a plain script
+
+        gpu = gpu_section()  # questions/s of full-size AnomShield at batch 1 and 8; {} without a GPU
     rows = [
         ("official pattern (sequential, decode per question)", official_s, official_calls),
         ("ecva infer (first run)", ours.seconds, ours_calls),
@@ -184,6 +193,7 @@ def main() -> None:
                 "official_calls": official_calls,
                 "cpus": os.cpu_count(),
                 "load_average": round(load, 1),
+                **{f"gpu_{key}": value for key, value in gpu.items()},
             }
         )
     )
