@@ -302,6 +302,18 @@ def test_csv_export_has_no_formula_cells(tmp_path: Path) -> None:
     assert not [c for c in cells if c[:1] in {"=", "+", "-", "@", "\t", "\r"}]
 
 
+def test_a_table_download_goes_through_the_same_formula_safe_writer() -> None:
+    import pandas as pd
+
+    from ecva_core.results.export import table_csv
+
+    table = pd.DataFrame({"model": ["=cmd|' /C calc'!A0", "@sum", "plain"], "rougeL": [0.5, float("nan"), -0.25]})
+    rows = list(csv.reader(table_csv(table).splitlines()))
+    assert rows[0] == ["model", "rougeL"]
+    assert rows[1:] == [["'=cmd|' /C calc'!A0", "0.5"], ["'@sum", ""], ["plain", "-0.25"]]  # numbers stay numbers
+    assert [unescape_cell(row[0]) for row in rows[1:]] == list(table["model"])
+
+
 def test_export_unknown_model_and_bad_import(tmp_path: Path) -> None:
     db = ResultsDB(tmp_path / "r.db")
     with pytest.raises(ResultsError, match="no model named 'x'"):
