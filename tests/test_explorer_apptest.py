@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from ecva_apps.explorer import APP_SCRIPT
+from ecva_apps.explorer.ui import highlight_html
 from ecva_apps.explorer.upload import stage_upload
 from ecva_core.config import get_settings
 from ecva_core.errors import SubmissionError
 from ecva_core.results.db import ResultsDB
-from ecva_core.results.queries import highlight_html
 
 APP = str(APP_SCRIPT)
 TIMEOUT = 120

@@ -8,7 +8,6 @@ metric, value, status, reason``).
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -290,18 +289,6 @@ def highlight_spans(text: str, phrases: Iterable[str]) -> list[tuple[int, int]]:
             if all(end <= s or start >= e for s, e in taken):
                 taken.append((start, end))
     return sorted(taken)
-
-
-def highlight_html(text: str, phrases: Iterable[str]) -> str:
-    """``text`` HTML-escaped, with key-phrase matches wrapped in ``<mark>`` (safe for unsafe_allow_html)."""
-    out: list[str] = []
-    pos = 0
-    for start, end in highlight_spans(text, phrases):
-        out.append(html.escape(text[pos:start]))
-        out.append(f"<mark>{html.escape(text[start:end])}</mark>")
-        pos = end
-    out.append(html.escape(text[pos:]))
-    return "".join(out).replace("\n", "<br>")
 
 
 def phrases_found(text: str, phrases: Iterable[str]) -> list[str]:
