@@ -78,8 +78,10 @@ def test_resubmitting_the_same_file_is_recognised_and_not_rescored(dataset, tmp_
     assert again["written"]["text_scores_written"] == 0
     assert len(db.submissions()) == 1 and len(db.scores_frame()) == 18 * 3
     assert db.data_version() > version  # only the run bookkeeping moved
-    other = score_submission(path, "other-model", dataset, db, metrics=FAST)
+    notes: list[str] = []
+    other = score_submission(path, "other-model", dataset, db, metrics=FAST, notify=notes.append)
     assert not other["resubmitted"]
+    assert len(notes) == 1 and "already scored as model m" in notes[0]  # the explorer's "already scored" rule
 
 
 def test_judge_requested_without_configuration_is_a_config_error(dataset, tmp_path: Path) -> None:

@@ -152,6 +152,10 @@ def score_report(
     model = db.storable_model_name(model)
     if progress:
         progress("validate", 1, 1)
+    previous = already_scored(db, report)
+    if previous is not None and previous["model"] != model and notify:
+        notify(f"this file was already scored as model {previous['model']} ({previous['created']}); "
+               f"storing it again as {model}")
     submission_id, is_new = db.add_submission(
         model,
         report.predictions,
