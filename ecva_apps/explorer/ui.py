@@ -1,4 +1,4 @@
-"""Small rendering helpers shared by the explorer's pages: the error guard and escaped text blocks."""
+"""Small rendering helpers shared by the explorer's pages: the error guard, escaped text, and all of its HTML."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def guarded(render: Callable[[], None]) -> None:
     except Exception:
         log.exception("explorer page failed")
         st.error("Something went wrong while drawing this page; the details are in the server log.")
+
+
+def add_styles() -> None:
+    """The page styles the HTML below relies on (the marked key phrases of an answer)."""
+    st.markdown(
+        "<style>.ecva-answer mark{background:#ffe58a;padding:0 2px;border-radius:2px}</style>",
+        unsafe_allow_html=True,
+    )
 
 
 def highlight_html(text: str, phrases: Iterable[str]) -> str:
