@@ -109,3 +109,26 @@ def test_the_library_never_imports_the_apps() -> None:
     graph = import_graph()
     upward = {name: sorted(d for d in deps if d.startswith("ecva_apps")) for name, deps in graph.items()}
     assert {name: deps for name, deps in upward.items() if name.startswith("ecva_core") and deps} == {}
+
+
+def test_the_explorer_builds_html_only_in_ui_and_the_library_builds_none() -> None:
+    """The apps draw and the library decides: raw HTML is written in the explorer's ui.py alone, and no
+    library module escapes HTML (it returns spans and values; the app builds the markup)."""
+    explorer = REPO_ROOT / "ecva_apps" / "explorer"
+    raw_html = [
+        p.name
+        for p in explorer.rglob("*.py")
+        if p.name != "ui.py" and any(s in p.read_text(encoding="utf-8") for s in ("unsafe_allow_html", "st.html("))
+    ]
+    assert raw_html == []
+    html_in_library = [
+        name
+        for name, path in _modules().items()
+        if name.startswith("ecva_core")
+        and any(
+            isinstance(node, (ast.Import, ast.ImportFrom))
+            and "html" in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    ]
+    assert html_in_library == []
