@@ -141,7 +141,7 @@ def _score(staged: StagedUpload, model: str, judge: bool | None) -> None:
 
     meta = {"model": model, "file_name": staged.original_name, "file_hash": staged.file_hash}
     try:
-        summary = score_report(
+        score_report(
             staged.report, model, ds, state.open_db(), judge, progress, file_name=staged.original_name
         )
     except EcvaError as exc:
@@ -151,7 +151,7 @@ def _score(staged: StagedUpload, model: str, judge: bool | None) -> None:
     bar.progress(1.0, text="Updating the leaderboard...")
     state.leaderboard("all", (), ())
     bar.progress(1.0, text="Done")
-    st.session_state["sub_done"] = {"model": model, "hash": staged.file_hash, "summary": summary}
+    st.session_state["sub_done"] = {"model": model, "hash": staged.file_hash}
 
 
 def render() -> None:
