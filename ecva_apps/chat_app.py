@@ -1,7 +1,7 @@
 """Gradio chat app: pick a clip, watch it, ask a video LLM the benchmark's What / Why / How questions,
 and score the answer against the expert annotation.
 
-Everything it computes comes from ``ecva_core`` (``ecva_core.models.session`` holds the logic);
+Everything it computes comes from ``ecva_core`` (``ecva_core.models.session`` and ``ecva_core.dataset.browse``);
 this file only lays out components and wires events. Start it with ``ecva serve chat``.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from ecva_core.dataset import Dataset, load_dataset
+from ecva_core.dataset import Dataset, browse, load_dataset
 from ecva_core.errors import EcvaError
 from ecva_core.models import session
 from ecva_core.schema import Task
@@ -35,7 +35,7 @@ def _error_text(exc: Exception) -> str:
     return f"Something went wrong ({type(exc).__name__}); the details are in the server log."
 
 
-def _annotation_markdown(view: session.AnnotationView) -> str:
+def _annotation_markdown(view: browse.AnnotationView) -> str:
     esc = html.escape
     lines = [
         f"**Clip {esc(view.video_id)}** · {esc(view.category)}",
@@ -83,7 +83,7 @@ class ChatApp:
         return f"Model: `{html.escape(self.models.spec or '')}` (loads on first question)"
 
     def clip_choices(self, query: str, category: str | None) -> Any:
-        entries = session.find_clips(self.dataset, query or "", category or None)
+        entries = browse.find_clips(self.dataset, query or "", category or None)
         return gr.update(choices=[(e.label, e.video_id) for e in entries], value=None)
 
     def pick(self, video_id: str | None, hidden: bool) -> tuple[Any, str, dict[str, Any], Any, str]:
@@ -93,8 +93,8 @@ class ChatApp:
         try:
             from ecva_core.video import browser_preview
 
-            view = session.annotation_view(self.dataset, video_id)
-            path = session.resolve_video(self.dataset, video_id)
+            view = browse.annotation_view(self.dataset, video_id)
+            path = browse.resolve_video(self.dataset, video_id)
             preview = browser_preview(path)
         except Exception as exc:
             return None, "", {}, gr.update(interactive=False), f"⚠️ {html.escape(_error_text(exc))}"
@@ -184,7 +184,7 @@ def build_app(dataset: Dataset, model_spec: str | None = None,
               model_options: Mapping[str, Any] | None = None) -> gr.Blocks:
     """Lay out the chat app on ``dataset`` with ``model_spec`` preselected (loaded with ``model_options``)."""
     app = ChatApp(dataset, model_spec, model_options)
-    initial = session.find_clips(dataset)
+    initial = browse.find_clips(dataset)
     with gr.Blocks(title="ECVA chat") as demo:
         clip_state = gr.State({})
         task_state = gr.State(Task.DESCRIPTION.value)
@@ -195,7 +195,7 @@ def build_app(dataset: Dataset, model_spec: str | None = None,
                     search = gr.Textbox(label="Search clips", placeholder="id, category or annotation text")
                     category = gr.Dropdown(
                         label="Category",
-                        choices=[("All", "")] + [(c, c) for c in session.clip_categories(dataset)],
+                        choices=[("All", "")] + [(c, c) for c in browse.clip_categories(dataset)],
                         value="",
                     )
                 clip_picker = gr.Dropdown(label="Clip", choices=[(e.label, e.video_id) for e in initial], value=None)
@@ -235,8 +235,8 @@ def build_app(dataset: Dataset, model_spec: str | None = None,
             def handler(history: list[dict[str, Any]], clip: dict[str, Any]) -> tuple:
                 if not clip:
                     raise gr.Error("Pick a clip first.")
-                task = session.task_for_facet(facet)
-                question_text = session.benchmark_question(task)
+                task = browse.task_for_facet(facet)
+                question_text = browse.benchmark_question(task)
                 return [*history, {"role": "user", "content": question_text}], task.value
 
             return handler

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from ecva_core.dataset import load_dataset
+from ecva_core.dataset import browse, load_dataset
 from ecva_core.models import session
 from ecva_core.schema import Task
 from tests.browser import launch_chromium
@@ -56,12 +57,12 @@ def running_app(demo_dataset, vlm_stub):
 
 
 def test_find_clips_filters_by_text_and_category(demo_dataset):
-    everything = session.find_clips(demo_dataset)
+    everything = browse.find_clips(demo_dataset)
     assert len(everything) >= 12
-    fire = session.find_clips(demo_dataset, "fire")
+    fire = browse.find_clips(demo_dataset, "fire")
     assert fire and len(fire) < len(everything)
     category = everything[0].category
-    same = session.find_clips(demo_dataset, category=category.split(" ")[0])
+    same = browse.find_clips(demo_dataset, category=category.split(" ")[0])
     assert all(entry.category == category for entry in same) or same
 
 
@@ -105,7 +106,7 @@ def test_pick_ask_why_stream_and_score_through_gradio_client(running_app, vlm_st
     client = Client(url, verbose=False)
     client.predict(video_id, False, api_name="/pick")
     history = client.predict([], api_name="/ask_why")  # the task goes to session state, not the client
-    assert _text(history[-1]["content"]) == session.benchmark_question(Task.CAUSE)
+    assert _text(history[-1]["content"]) == browse.benchmark_question(Task.CAUSE)
 
     job = client.submit(history, f"openai:stub-vlm@{vlm_stub.base_url}", api_name="/respond")
     updates = list(job)
@@ -191,3 +192,36 @@ def test_status_says_when_fast_decoding_fell_back(monkeypatch, demo_dataset):
     assert "(loaded)" in status and "fast decoding is off (RuntimeError: no working C compiler)" in status
     Loaded.decoder_error = None
     assert "fast decoding" not in app.model_status()
+
+
+def test_score_answer_judges_through_the_scoring_engine_and_closes_its_cache(demo_dataset, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from ecva_core.config import get_settings
+    from ecva_core.metrics import judge
+
+    opened = []
+
+    class RecordedCache(judge.JudgeCache):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(judge, "JudgeCache", RecordedCache)
+    video_id = next(iter(demo_dataset.records))
+    item = demo_dataset.qa_item(video_id, Task.CAUSE)
+    with OpenAIStub() as stub:
+        settings = replace(
+            get_settings(), judge_base_url=stub.base_url, judge_api_key="k", judge_max_retries=1,
+            db_path=tmp_path / "r.db",
+        )
+        scored = session.score_answer(item.answer, demo_dataset, video_id, Task.CAUSE, settings)
+        again = session.score_answer(item.answer, demo_dataset, video_id, Task.CAUSE, settings)
+        calls = stub.calls
+    assert set(scored.judge) == {"judge_consistency", "judge_logic", "judge_keyphrase"}
+    assert scored.judge["judge_consistency"]["status"] == "ok" and again.judge == scored.judge
+    assert calls == 3  # the second answer's verdicts came from the judge cache
+    assert len(opened) == 2
+    for cache in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            cache._conn.execute("SELECT 1")

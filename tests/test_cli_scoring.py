@@ -323,3 +323,23 @@ def test_score_protocol_official_reads_the_prompts_from_the_users_checkout(
         systems = {r.body["messages"][0]["content"] for r in stub.requests}
     assert judged["judge"]["model"] == "gpt-4o" and judged["overall"]["judge_logic"] is not None
     assert systems == {FAKE_PROMPTS[name] for name in FAKE_PROMPTS if "REASONING" not in name}  # no probe answers
+
+
+def test_score_and_import_apply_the_one_model_name_rule(tiny: dict[str, str], tmp_path: Path) -> None:
+    """A name a spreadsheet would run (``=cmd|...``) is refused by `ecva score` and `ecva results import`
+    with the rule in the message, before anything is stored."""
+    from click.testing import CliRunner
+
+    from ecva_core.cli.main import cli
+    from ecva_core.results.db import ResultsDB
+
+    export = str(_export(tiny, tmp_path))
+    runner = CliRunner()
+    scored = runner.invoke(cli, ["score", tiny["good"], "--model", "=cmd|' /C calc'!A0", "--data", tiny["data"],
+                                 "--db", tiny["db"], *FAST])
+    imported = runner.invoke(cli, ["results", "import", export, "--model", "@evil", "--data", tiny["data"],
+                                   "--db", tiny["db"]])
+    for result in (scored, imported):
+        assert result.exit_code == 1, result.output
+        assert "a letter or digit first" in result.output and "Traceback" not in result.output
+    assert ResultsDB(Path(tiny["db"])).models() == []

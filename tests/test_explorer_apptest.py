@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from ecva_apps.explorer import APP_SCRIPT
+from ecva_apps.explorer.ui import highlight_html
 from ecva_apps.explorer.upload import stage_upload
 from ecva_core.config import get_settings
 from ecva_core.errors import SubmissionError
-from ecva_core.results.queries import highlight_html
+from ecva_core.results.db import ResultsDB
 
 APP = str(APP_SCRIPT)
 TIMEOUT = 120
@@ -192,12 +193,17 @@ def test_submit_scores_a_good_file_onto_the_leaderboard_once(app_env: Path) -> N
     data = json.dumps(rows).encode()
     at = _app()
     at.switch_page("screens/submit.py").run()
-    at.text_input(key="sub_model").set_value("Uploaded-VLM").run()
+    at.text_input(key="sub_model").set_value("=cmd|' /C calc'!A0").run()
     at.file_uploader(key="sub_file").set_value(("my answers.json", data, "application/json")).run()
     assert not _errors(at), _errors(at)
     at.button(key="sub_score").click().run()
+    assert _errors(at) and "a letter or digit first" in _errors(at)[0]  # the library's one model-name rule
+    at.text_input(key="sub_model").set_value("Uploaded-VLM").run()
+    at.button(key="sub_score").click().run()
     assert not _errors(at) and not at.exception
     assert any("Uploaded-VLM" in s.value for s in at.success)
+    stored = ResultsDB(get_settings().db_path).submissions(model="Uploaded-VLM")
+    assert [s["file_name"] for s in stored] == ["my answers.json"]  # the upload's own name, not the staged file's
     at.switch_page("screens/leaderboard.py").run()
     assert "Uploaded-VLM" in set(_table(at)["model"])
     at.switch_page("screens/submit.py").run()

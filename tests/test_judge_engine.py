@@ -19,6 +19,8 @@ from ecva_core.metrics.judge import (
     requests_for,
     run_judges,
 )
+from ecva_core.metrics.judge.engine import request_key
+from ecva_core.metrics.judge.prompts import prompt_for
 from ecva_core.schema import Prediction, PredictionStatus, QAItem, ScoreStatus, Task
 from tests.official_checkout import FAKE_PROMPTS
 from tests.openai_stub import OpenAIStub, Reply, answer_contains
@@ -382,9 +384,10 @@ def test_official_protocol_sends_the_official_prompts_without_json_mode(stub, tm
     assert all("response_format" not in rec.body for rec in stub.requests)
     systems = {rec.body["messages"][0]["content"] for rec in stub.requests}
     assert systems == set(FAKE_PROMPTS.values())  # the checkout's texts, as read
-    got = {r.request.judge: (r.status, r.value, r.request.prompt.version) for r in run.results}
+    got = {r.request.judge: (r.status, r.value, prompt_for(r.request.judge, "official").version) for r in run.results}
     assert got["keyphrase"][:2] == (ScoreStatus.OK, 0.5)  # 1 of the judge's count of 2
     assert got["keyphrase"][2].startswith("official-v1-keyphrase-")
     assert got["consistency"][:2] == (ScoreStatus.OK, 1.0) and got["hallucination"][:2] == (ScoreStatus.OK, 1.0)
     # the same answers under the two protocols are different cache entries
-    assert reqs[0].cache_key("m") != JudgeRequest(**{**reqs[0].__dict__, "protocol": "default"}).cache_key("m")
+    default = JudgeRequest(**{**reqs[0].__dict__, "protocol": "default"})
+    assert request_key(reqs[0], "m") != request_key(default, "m")

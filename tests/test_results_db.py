@@ -153,6 +153,34 @@ def test_submission_is_all_or_nothing(tmp_path: Path) -> None:
     assert db.models() == [] and db.submissions() == [] and db.data_version() == version
 
 
+@pytest.mark.parametrize("name", ["VideoLLaMA2", "Qwen/Qwen2-VL-7B (int4)", "ÄnomGPT 1.5:beta_2", "x" * 80])
+def test_model_names_that_follow_the_rule_are_stored(tmp_path: Path, name: str) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    _add(db, f" {name} ", "k")
+    assert [m["model"] for m in db.models()] == [name]
+
+
+@pytest.mark.parametrize("name", ["", "   ", "=cmd|' /C calc'!A0", "+1", "-1", "@sum", "_x", "a;b", "a\tb", "x" * 81])
+def test_model_names_against_the_rule_are_refused_with_it(tmp_path: Path, name: str) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    with pytest.raises(ResultsError, match="letter or digit first"):
+        _add(db, name, "k")
+    with pytest.raises(ResultsError, match="letter or digit first"):
+        db.storable_model_name(name)
+    assert db.models() == [] and db.submissions() == []
+
+
+def test_a_name_stored_before_the_rule_stays_readable_and_writable(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    with sqlite3.connect(db.path) as conn:  # as an older version stored it (any 1-200 characters)
+        conn.execute("INSERT INTO models (name, created) VALUES ('[old] model; v1', '2025-01-01')")
+    assert db.storable_model_name("[old] model; v1") == "[old] model; v1"
+    sid = _add(db, "[old] model; v1", "k")
+    assert db.submission(sid)["model"] == "[old] model; v1"
+    assert [m["model"] for m in db.models()] == ["[old] model; v1"]
+    assert db.delete_model("[old] model; v1")
+
+
 def test_same_key_is_recognised_and_not_stored_twice(tmp_path: Path) -> None:
     db = ResultsDB(tmp_path / "r.db")
     first, new = db.add_submission("m", _preds(), key="k", file_name="a", file_hash="h")
@@ -272,6 +300,18 @@ def test_csv_export_has_no_formula_cells(tmp_path: Path) -> None:
         cells = [c for row in csv.reader(handle) for c in row]
     assert "'=HYPERLINK(\"http://evil\",\"x\")" in cells and "'@prompt" in cells and "'=f.json" in cells
     assert not [c for c in cells if c[:1] in {"=", "+", "-", "@", "\t", "\r"}]
+
+
+def test_a_table_download_goes_through_the_same_formula_safe_writer() -> None:
+    import pandas as pd
+
+    from ecva_core.results.export import table_csv
+
+    table = pd.DataFrame({"model": ["=cmd|' /C calc'!A0", "@sum", "plain"], "rougeL": [0.5, float("nan"), -0.25]})
+    rows = list(csv.reader(table_csv(table).splitlines()))
+    assert rows[0] == ["model", "rougeL"]
+    assert rows[1:] == [["'=cmd|' /C calc'!A0", "0.5"], ["'@sum", ""], ["plain", "-0.25"]]  # numbers stay numbers
+    assert [unescape_cell(row[0]) for row in rows[1:]] == list(table["model"])
 
 
 def test_export_unknown_model_and_bad_import(tmp_path: Path) -> None:

@@ -79,8 +79,10 @@ def test_resubmitting_the_same_file_is_recognised_and_not_rescored(dataset, tmp_
     assert again["written"]["text_scores_written"] == 0
     assert len(db.submissions()) == 1 and len(db.scores_frame()) == 18 * 3
     assert db.data_version() > version  # only the run bookkeeping moved
-    other = score_submission(path, "other-model", dataset, db, metrics=FAST)
+    notes: list[str] = []
+    other = score_submission(path, "other-model", dataset, db, metrics=FAST, notify=notes.append)
     assert not other["resubmitted"]
+    assert len(notes) == 1 and "already scored as model m" in notes[0]  # the explorer's "already scored" rule
 
 
 def test_judge_requested_without_configuration_is_a_config_error(dataset, tmp_path: Path) -> None:
@@ -386,3 +388,51 @@ def test_the_checkouts_model_type_is_the_official_judge_model(
         sent = {r.body["model"] for r in stub.requests}
     assert sent == {"gpt-4o-2024-08-06"}
     assert any("MODEL_TYPE = 'gpt-4o-2024-08-06', not the published 'gpt-4o'" in note for note in notes)
+
+
+def test_already_scored_is_the_same_bytes_read_the_same_way_on_the_same_data(dataset, tmp_path: Path) -> None:
+    from ecva_core.results.submission import validate_submission
+
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path)
+    report = validate_submission(path, dataset)
+    assert scoring.already_scored(db, report) is None
+    summary = scoring.score_submission(path, "m", dataset, db, metrics=FAST)  # what `ecva score` runs
+    assert scoring.already_scored(db, report)["id"] == summary["submission_id"]
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(path.read_bytes())
+    assert scoring.already_scored(db, validate_submission(copy, dataset))["model"] == "m"  # by bytes, not name
+    as_probe = validate_submission(path, dataset, probe="no_keyframes")
+    assert as_probe.ok and scoring.already_scored(db, as_probe) is None  # read as probe answers: not the same
+
+
+def test_a_validated_report_is_scored_without_reading_the_file_again(dataset, tmp_path: Path) -> None:
+    from ecva_core.errors import SubmissionError
+    from ecva_core.results.submission import validate_submission
+
+    db = ResultsDB(tmp_path / "r.db")
+    path = _submission(tmp_path)
+    data = path.read_bytes()
+    report = validate_submission(path, dataset, data=data, file_hash="f" * 64)
+    path.unlink()  # the report carries everything: the file is neither read nor hashed again
+    summary = scoring.score_report(report, "m", dataset, db, metrics=FAST, file_name="my answers.json")
+    assert summary["coverage"]["matched"] == 18 and len(db.scores_frame()) == 18 * 3
+    assert db.submission(summary["submission_id"])["file_name"] == "my answers.json"
+    assert db.submission(summary["submission_id"])["file_hash"] == "f" * 64
+    bad = validate_submission(tmp_path / "gone.json", dataset)
+    with pytest.raises(SubmissionError, match="file not found"):
+        scoring.score_report(bad, "m", dataset, db, metrics=FAST)
+
+
+def test_judge_plan_closes_the_judge_cache_it_opens(dataset, tmp_path: Path, monkeypatch) -> None:
+    from ecva_core.results.submission import validate_submission
+
+    db = ResultsDB(tmp_path / "r.db")
+    opened = []
+    open_cache = db.judge_cache
+    monkeypatch.setattr(db, "judge_cache", lambda: opened.append(open_cache()) or opened[-1])
+    settings = replace(get_settings(), judge_model="m")  # planning makes no call
+    plan = scoring.judge_plan(validate_submission(_submission(tmp_path), dataset), dataset, settings, db)
+    assert plan.calls_needed > 0 and len(opened) == 1
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0]._conn.execute("SELECT 1")

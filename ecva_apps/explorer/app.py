@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecva_apps.explorer import PAGES, state
-from ecva_apps.explorer.ui import guarded, md_escape
+from ecva_apps.explorer.ui import add_styles, guarded, md_escape
 
 
 def _sidebar() -> None:
@@ -24,10 +24,7 @@ def _start() -> None:
 
 
 st.set_page_config(page_title="ECVA explorer", page_icon=":material/travel_explore:", layout="wide")
-st.markdown(
-    "<style>.ecva-answer mark{background:#ffe58a;padding:0 2px;border-radius:2px}</style>",
-    unsafe_allow_html=True,
-)
+add_styles()
 page = st.navigation(
     [
         st.Page(path, title=title, url_path=url, icon=icon, default=i == 0)

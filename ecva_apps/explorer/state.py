@@ -42,33 +42,11 @@ def settings() -> Settings:
     return get_settings()
 
 
-def _file_signature(path: Path) -> tuple[str, int, int]:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
-
-
 @st.cache_resource(show_spinner=False)
 def _dataset(data: str | None, demo_dir: str) -> Dataset:
-    """Parse the annotations once; later starts unpickle the parsed dataset while the file is unchanged."""
-    from ecva_core import __version__
-    from ecva_core.dataset import load_dataset
+    from ecva_core.dataset.cache import load_cached_dataset
 
-    where = str(Path(data or demo_dir).resolve())
-    tag = hashlib.sha256(f"{__version__}|{where}".encode()).hexdigest()[:12]
-    cached = settings().cache_dir / "explorer" / f"dataset-{tag}.pkl"
-    if cached.exists():
-        try:
-            signature, ds = pickle.loads(cached.read_bytes())
-            if signature == _file_signature(ds.annotation_file):
-                return ds
-        except Exception:
-            log.warning("re-reading the dataset: its cached copy %s is stale or unreadable", cached)
-    ds = load_dataset(Path(data) if data else None)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f"{cached.name}.{os.getpid()}-{threading.get_ident()}.part")
-    tmp.write_bytes(pickle.dumps((_file_signature(ds.annotation_file), ds), protocol=pickle.HIGHEST_PROTOCOL))
-    tmp.replace(cached)
-    return ds
+    return load_cached_dataset(Path(data) if data else None, Path(demo_dir), settings().cache_dir)
 
 
 def dataset() -> Dataset:
@@ -216,18 +194,9 @@ def predictions() -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False)
 def _bootstrap(data: str | None, db_path: str) -> list[str]:
-    from ecva_core.results.scoring import score_submission
+    from ecva_core.results.demo_scores import score_demo_submissions
 
-    ds = dataset()
-    db = open_db()
-    if not ds.is_demo or db.models():
-        return []
-    scored = []
-    for path in sorted((ds.root / "submissions").glob("*.json")):
-        log.info("scoring demo submission %s", path.name)
-        score_submission(path, path.stem, ds, db)
-        scored.append(path.stem)
-    return scored
+    return score_demo_submissions(dataset(), open_db())
 
 
 def bootstrap() -> list[str]:

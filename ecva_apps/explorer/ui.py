@@ -1,7 +1,8 @@
-"""Small rendering helpers shared by the explorer's pages: the error guard and escaped text blocks."""
+"""Small rendering helpers shared by the explorer's pages: the error guard, escaped text, and all of its HTML."""
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterable
 import streamlit as st
 
 from ecva_core.errors import EcvaError
-from ecva_core.results.queries import highlight_html
+from ecva_core.results.queries import highlight_spans
 
 log = logging.getLogger("ecva.explorer")
 
@@ -35,6 +36,26 @@ def guarded(render: Callable[[], None]) -> None:
     except Exception:
         log.exception("explorer page failed")
         st.error("Something went wrong while drawing this page; the details are in the server log.")
+
+
+def add_styles() -> None:
+    """The page styles the HTML below relies on (the marked key phrases of an answer)."""
+    st.markdown(
+        "<style>.ecva-answer mark{background:#ffe58a;padding:0 2px;border-radius:2px}</style>",
+        unsafe_allow_html=True,
+    )
+
+
+def highlight_html(text: str, phrases: Iterable[str]) -> str:
+    """``text`` HTML-escaped, with key-phrase matches wrapped in ``<mark>`` (safe for unsafe_allow_html)."""
+    out: list[str] = []
+    pos = 0
+    for start, end in highlight_spans(text, phrases):
+        out.append(html.escape(text[pos:start]))
+        out.append(f"<mark>{html.escape(text[start:end])}</mark>")
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return "".join(out).replace("\n", "<br>")
 
 
 def escaped_with_marks(text: str, phrases: Iterable[str]) -> None:

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ecva_core.results.submission import SubmissionReport
 
 ACCEPTED_TYPES = ("json", "jsonl", "csv")
-_MODEL_NAME = re.compile(r"^[\w.:+()\- ]{1,80}$")
 
 
 @dataclass(frozen=True)
@@ -44,25 +43,14 @@ def upload_extension(filename: str) -> str:
     return suffix
 
 
-def check_model_name(name: str) -> str:
-    """A model name is shown everywhere and keys the results: 1-80 plain characters."""
-    name = (name or "").strip()
-    if not name:
-        raise SubmissionError("Enter a model name before scoring (for example 'MyVLM-7B').")
-    if not _MODEL_NAME.match(name):
-        raise SubmissionError(
-            f"Model name {name!r} has characters that are not allowed: use letters, digits, spaces and . _ - : + ( )"
-        )
-    return name
-
-
 def upload_digest(data: bytes) -> str:
     """The sha256 of an upload's bytes: its identity in the results and the upload log."""
     return hashlib.sha256(data).hexdigest()
 
 
-def stage_upload(data: bytes, filename: str, settings: Settings) -> tuple[Path, str]:
-    """Check type and size, then write the bytes to ``cache_dir/uploads/<hash>.<ext>``."""
+def stage_upload(data: bytes, filename: str, settings: Settings, digest: str | None = None) -> tuple[Path, str]:
+    """Check type and size, then write the bytes to ``cache_dir/uploads/<hash>.<ext>``; ``digest`` is
+    their :func:`upload_digest` when the caller has it already."""
     ext = upload_extension(filename)
     limit = settings.max_submission_mb
     if len(data) > limit * 1024 * 1024:
@@ -72,7 +60,7 @@ def stage_upload(data: bytes, filename: str, settings: Settings) -> tuple[Path, 
         )
     if not data.strip():
         raise SubmissionError(f"{filename!r} is empty: upload the file with the model's answers")
-    digest = upload_digest(data)
+    digest = digest or upload_digest(data)
     folder = settings.cache_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     # Keep a sanitised stem: older one-task-per-file submissions name their task in the file name.
@@ -92,10 +80,14 @@ def validate_upload(
     settings: Settings,
     task: str | None = None,
     probe: str | None = None,
+    digest: str | None = None,
 ) -> StagedUpload:
-    """Stage the upload and run the library's validator on it (every problem reported, nothing raised)."""
+    """Stage the upload and run the library's validator on its bytes (every problem reported, nothing
+    raised): the bytes are hashed once (or ``digest`` is used) and never read back from the staged file."""
     from ecva_core.results.submission import validate_submission
 
-    path, digest = stage_upload(data, filename, settings)
-    report = validate_submission(path, dataset, task=task, probe=probe, max_mb=settings.max_submission_mb)
+    path, digest = stage_upload(data, filename, settings, digest)
+    report = validate_submission(
+        path, dataset, task=task, probe=probe, max_mb=settings.max_submission_mb, data=data, file_hash=digest
+    )
     return StagedUpload(path=path, file_hash=digest, original_name=PurePath(filename).name, report=report)

@@ -1,7 +1,7 @@
-"""What the chat app does, without any UI: find clips, hold a model, ask the benchmark's questions,
-and score an answer against the expert annotation.
+"""A chat session without any UI: hold the chat model, and score an answer against the expert annotation.
 
-Kept out of ``ecva_apps`` so the Gradio app stays a thin layer and this logic is tested directly.
+Kept out of ``ecva_apps`` so the Gradio app stays a thin layer and this logic is tested directly;
+browsing the dataset (clips, categories, annotations) is :mod:`ecva_core.dataset.browse`.
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecva_core.errors import EcvaError, ModelLoadError
-from ecva_core.schema import SCORED_TASKS, Segment, Task
+from ecva_core.schema import Task
 
 if TYPE_CHECKING:
     from ecva_core.config import Settings
@@ -26,106 +25,6 @@ NO_MODEL_HELP = (
     "(vLLM, SGLang, Ollama or a hosted API; key from OPENAI_API_KEY), `hf:default` (SmolVLM2-500M-Video-Instruct) "
     "or `anomshield:/path/to/checkpoint`, or start with `ecva serve chat --model SPEC` / set ECVA_CHAT_MODEL."
 )
-
-
-@dataclass(frozen=True)
-class ClipEntry:
-    """One clip as the picker lists it."""
-
-    video_id: str
-    label: str
-    category: str
-    has_video: bool
-
-
-def _category_label(record: Any) -> str:
-    from ecva_core.taxonomy import category_name
-
-    category = record.annotation.category
-    return category_name(category) if category is not None else "unknown category"
-
-
-def find_clips(dataset: Dataset, query: str = "", category: str | None = None, limit: int = 500) -> list[ClipEntry]:
-    """Clips whose id, category or expert text contains ``query``, optionally in one major category."""
-    needle = query.strip().lower()
-    entries: list[ClipEntry] = []
-    for video_id, record in dataset.records.items():
-        if not record.usable:
-            continue
-        label = _category_label(record)
-        if category and not label.lower().startswith(category.lower()):
-            continue
-        annotation = record.annotation
-        haystack = " ".join([video_id, label, annotation.description, annotation.reason, annotation.result]).lower()
-        if needle and needle not in haystack:
-            continue
-        entries.append(ClipEntry(video_id, f"{video_id} · {label}", label, dataset.video_path(video_id) is not None))
-        if len(entries) >= limit:
-            break
-    return entries
-
-
-def clip_categories(dataset: Dataset) -> list[str]:
-    """Major category names present in the dataset, for the picker's filter."""
-    from ecva_core.taxonomy import major_name
-
-    majors = {r.annotation.category.major for r in dataset.records.values() if r.annotation.category}
-    return [f"{major}. {major_name(major)}" for major in sorted(majors)]
-
-
-def format_moment(segment: Segment) -> str:
-    def clock(seconds: float) -> str:
-        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
-
-    return f"{clock(segment.start)}–{clock(segment.end)}"
-
-
-@dataclass(frozen=True)
-class AnnotationView:
-    """The expert annotation of one clip, ready to show."""
-
-    video_id: str
-    category: str
-    moments: list[str]
-    what: str
-    why: str
-    how: str
-    key_phrases: list[str]
-    flags: list[str]
-    first_moment_s: float | None
-
-
-def annotation_view(dataset: Dataset, video_id: str) -> AnnotationView:
-    record = dataset.records.get(video_id)
-    if record is None:
-        raise EcvaError(f"video {video_id!r} is not in the dataset {dataset.name}")
-    annotation = record.annotation
-    return AnnotationView(
-        video_id=video_id,
-        category=_category_label(record),
-        moments=[format_moment(m) for m in annotation.moments],
-        what=annotation.description,
-        why=annotation.reason,
-        how=annotation.result,
-        key_phrases=list(annotation.key_phrases),
-        flags=[f"{f.field}: {f.problem}" for f in record.flags],
-        first_moment_s=annotation.moments[0].start if annotation.moments else None,
-    )
-
-
-def benchmark_question(task: Task) -> str:
-    """The benchmark's own question text for a What / Why / How button."""
-    from ecva_core.dataset.questions import question_for
-
-    return question_for(task)
-
-
-def task_for_facet(facet: str) -> Task:
-    """``"What"`` -> Description, ``"Why"`` -> Cause, ``"How"`` -> Result."""
-    for task in SCORED_TASKS:
-        if task.facet.lower() == facet.strip().lower():
-            return task
-    return Task.parse(facet)
 
 
 @dataclass
@@ -193,7 +92,8 @@ def judge_answer(result: AnswerScore, answer: str, dataset: Dataset, settings: S
 
     item = dataset.qa_item(result.video_id, result.task)
     requests = requests_for([Prediction(result.video_id, result.task, answer)], [item] if item else [])
-    run = run_judges(requests, settings, JudgeCache(settings.db_path))
+    with JudgeCache(settings.db_path) as cache:  # the scoring pipeline's requests, engine and cache
+        run = run_judges(requests, settings, cache)
     for outcome in run.results:
         result.judge[outcome.request.metric] = {
             "value": outcome.value,
@@ -240,14 +140,3 @@ class ModelSlot:
                 raise
             self.spec, self._model, self.error = spec, model, None
             return model
-
-
-def resolve_video(dataset: Dataset, video_id: str) -> Path:
-    """The clip file for a dataset id, with a message that says what to do when it is absent."""
-    path = dataset.video_path(video_id)
-    if path is None:
-        raise EcvaError(
-            f"the video file for {video_id} is not on disk; download it with "
-            "`ecva data download --include videos` or upload the clip instead"
-        )
-    return path

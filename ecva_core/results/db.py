@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecva_core.errors import ResultsError
 from ecva_core.results.migrations import SCHEMA_VERSION, migrate, schema_version
+from ecva_core.results.model_name import check_model_name
 from ecva_core.schema import Prediction
 
 if TYPE_CHECKING:
@@ -202,7 +203,6 @@ class ResultsDB:
         ``key`` identifies the submission for ``model`` (file hash plus how it was read); storing
         the same key again returns the existing id and changes nothing.
         """
-        model = _model_name(model)
         with self._write() as conn:
             model_id = _ensure_model(conn, model)
             existing = conn.execute(
@@ -267,6 +267,12 @@ class ResultsDB:
                 (now(), status, json.dumps(counts), run_id),
             )
 
+    def storable_model_name(self, model: str) -> str:
+        """The name ``model`` would be stored under: a stored name as it is, a new one checked against
+        the model-name rule (:mod:`ecva_core.results.model_name`); check it before any work is done."""
+        with self._connection() as conn:
+            return _known_or_checked(conn, model)
+
     def delete_model(self, model: str) -> bool:
         """Remove a model with all its submissions, predictions, scores and runs."""
         with self._write() as conn:
@@ -310,22 +316,20 @@ class ResultsDB:
         return [{"model": n, "created": c, "submissions": s, "predictions": p} for n, c, s, p in rows]
 
     def submissions(self, model: str | None = None) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT s.id, m.name, s.key, s.file_name, s.file_hash, s.created, s.coverage, s.problems,"
-            " s.dataset, s.dataset_fingerprint FROM submissions s JOIN models m ON m.id = s.model_id"
-        )
+        sql = _SELECT_SUBMISSION
         args: tuple[Any, ...] = ()
         if model is not None:
             sql += " WHERE m.name = ?"
             args = (model,)
         with self._connection() as conn:
             rows = conn.execute(sql + " ORDER BY s.id", args).fetchall()
-        return [
-            {"id": r[0], "model": r[1], "key": r[2], "file_name": r[3], "file_hash": r[4], "created": r[5],
-             "coverage": json.loads(r[6]), "problems": json.loads(r[7]), "dataset": r[8],
-             "dataset_fingerprint": r[9]}
-            for r in rows
-        ]
+        return [_submission_row(r) for r in rows]
+
+    def submission_with_key(self, key: str) -> dict[str, Any] | None:
+        """The first stored submission with this key (under any model), or None; one query, no scan in Python."""
+        with self._connection() as conn:
+            row = conn.execute(_SELECT_SUBMISSION + " WHERE s.key = ? ORDER BY s.id LIMIT 1", (key,)).fetchone()
+        return None if row is None else _submission_row(row)
 
     def submission(self, submission_id: int) -> dict[str, Any]:
         for row in self.submissions():
@@ -516,7 +520,6 @@ class ResultsDB:
         Scores keep their judge model; several judges' scores of one answer keep their order (last = latest).
         """
         counts = {"submissions": 0, "skipped": 0, "predictions": 0, "scores": 0}
-        model = _model_name(model)
         with self._write() as conn:
             version = int(conn.execute(_NEXT_VERSION).fetchone()[0])
             model_id = _ensure_model(conn, model)
@@ -552,16 +555,31 @@ class ResultsDB:
         return counts
 
 
-def _model_name(model: str) -> str:
-    name = str(model).strip()
-    if not name or len(name) > 200:
-        raise ResultsError("a model name must be 1 to 200 characters (e.g. --model videollama2)")
-    return name
+_SELECT_SUBMISSION = (
+    "SELECT s.id, m.name, s.key, s.file_name, s.file_hash, s.created, s.coverage, s.problems,"
+    " s.dataset, s.dataset_fingerprint FROM submissions s JOIN models m ON m.id = s.model_id"
+)
+
+
+def _submission_row(r: Sequence[Any]) -> dict[str, Any]:
+    return {"id": r[0], "model": r[1], "key": r[2], "file_name": r[3], "file_hash": r[4], "created": r[5],
+            "coverage": json.loads(r[6]), "problems": json.loads(r[7]), "dataset": r[8],
+            "dataset_fingerprint": r[9]}
+
+
+def _known_or_checked(conn: sqlite3.Connection, model: str) -> str:
+    """A stored model name as it is (older versions allowed other names), else the checked new name."""
+    name = str(model or "").strip()
+    if conn.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone():
+        return name
+    return check_model_name(name)
 
 
 def _ensure_model(conn: sqlite3.Connection, model: str) -> int:
-    conn.execute("INSERT OR IGNORE INTO models (name, created) VALUES (?, ?)", (model, now()))
-    return int(conn.execute("SELECT id FROM models WHERE name = ?", (model,)).fetchone()[0])
+    """The id of ``model``, adding it when new (a new name must follow the model-name rule)."""
+    name = _known_or_checked(conn, model)
+    conn.execute("INSERT OR IGNORE INTO models (name, created) VALUES (?, ?)", (name, now()))
+    return int(conn.execute("SELECT id FROM models WHERE name = ?", (name,)).fetchone()[0])
 
 
 def _filters(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from ecva_core.results.db import ResultsDB
 from ecva_core.results.leaderboard_cache import warm_after_write
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ecva_core.dataset import Dataset
 
 FORMAT_NAME = "ecva-results"
@@ -116,10 +119,27 @@ def import_results(
     return {"model": target, "file": str(path), **counts}
 
 
-def _to_csv(model: str, submissions: list[dict[str, Any]]) -> str:
+def write_csv(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
+    """CSV text with every cell through :func:`escape_cell`: the one writer of CSV that a person may
+    open in a spreadsheet (result exports, the explorer's downloads)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    for row in itertools.chain([header], rows):
+        writer.writerow([escape_cell(c) for c in row])
+    return buffer.getvalue()
+
+
+def table_csv(table: pd.DataFrame) -> str:
+    """A table (the explorer's leaderboard) as formula-safe CSV; a missing value is an empty cell."""
+    cells = table.astype(object).where(table.notna(), None)
+    return write_csv(list(table.columns), cells.itertuples(index=False, name=None))
+
+
+def _to_csv(model: str, submissions: list[dict[str, Any]]) -> str:
+    return write_csv(CSV_COLUMNS, _csv_rows(model, submissions))
+
+
+def _csv_rows(model: str, submissions: list[dict[str, Any]]) -> Iterator[list[object]]:
     for sub in submissions:
         head = [model, sub["key"], sub["file_name"], sub["file_hash"], sub["created"], sub["dataset"],
                 sub["dataset_fingerprint"], json.dumps(sub["coverage"], ensure_ascii=False)]
@@ -131,8 +151,7 @@ def _to_csv(model: str, submissions: list[dict[str, Any]]) -> str:
                         [score["metric"], "" if score["value"] is None else repr(float(score["value"])),
                          score["status"], score["reason"], score.get("judge_model") or "",
                          score.get("prompt_version") or ""])
-                writer.writerow([escape_cell(c) for c in head + body + tail])
-    return buffer.getvalue()
+                yield head + body + tail
 
 
 def _from_json(text: str, path: Path) -> tuple[str, list[dict[str, Any]]]:

@@ -8,7 +8,6 @@ metric, value, status, reason``).
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,11 +22,8 @@ from ecva_core.schema import SCORED_TASKS, Task
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ecva_core.config import Settings
     from ecva_core.dataset import Dataset
-    from ecva_core.metrics.judge import JudgePlan
     from ecva_core.results.db import ResultsDB
-    from ecva_core.results.submission import SubmissionReport
 
 # Per-question metric shown first when it exists: the judge's consistency, then the offline metrics.
 METRIC_PREFERENCE: tuple[str, ...] = (
@@ -295,18 +291,6 @@ def highlight_spans(text: str, phrases: Iterable[str]) -> list[tuple[int, int]]:
     return sorted(taken)
 
 
-def highlight_html(text: str, phrases: Iterable[str]) -> str:
-    """``text`` HTML-escaped, with key-phrase matches wrapped in ``<mark>`` (safe for unsafe_allow_html)."""
-    out: list[str] = []
-    pos = 0
-    for start, end in highlight_spans(text, phrases):
-        out.append(html.escape(text[pos:start]))
-        out.append(f"<mark>{html.escape(text[start:end])}</mark>")
-        pos = end
-    out.append(html.escape(text[pos:]))
-    return "".join(out).replace("\n", "<br>")
-
-
 def phrases_found(text: str, phrases: Iterable[str]) -> list[str]:
     """The key phrases that ``text`` contains (case-insensitive)."""
     lowered = text.lower()
@@ -433,22 +417,6 @@ def paired_question_diffs(
     both = both.reset_index()
     both.columns.name = None
     return both.reindex(both["diff"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
-
-
-def scored_submission(db: ResultsDB, file_hash: str) -> dict[str, Any] | None:
-    """The stored submission with this file hash, if any (so a re-upload is recognised, not re-scored)."""
-    for sub in db.submissions():
-        if sub["file_hash"] == file_hash:
-            return sub
-    return None
-
-
-def judge_plan(report: SubmissionReport, dataset: Dataset, settings: Settings, db: ResultsDB) -> JudgePlan:
-    """What judging this submission would cost (calls after the cache, tokens, money), before it runs."""
-    from ecva_core.metrics.judge import plan_judges, requests_for
-
-    requests = requests_for(report.predictions, dataset.qa_items(SCORED_TASKS))
-    return plan_judges(requests, settings, db.judge_cache())
 
 
 def videos_frame(dataset: Dataset) -> pd.DataFrame:

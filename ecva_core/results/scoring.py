@@ -34,7 +34,7 @@ from ecva_core.metrics.protocol import (
 )
 from ecva_core.results.db import ResultsDB, ScoreRow, StoredPrediction
 from ecva_core.results.leaderboard_cache import warm_after_write
-from ecva_core.results.submission import read_submission
+from ecva_core.results.submission import SubmissionRejected, read_submission
 from ecva_core.schema import (
     SCORED_TASKS,
     Prediction,
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ecva_core.dataset import Dataset
-    from ecva_core.metrics.judge import JudgeRequest
+    from ecva_core.metrics.judge import JudgePlan, JudgeRequest
+    from ecva_core.results.submission import SubmissionReport
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages: "validate", "text", "auxiliary", "judge"."""
@@ -64,6 +65,29 @@ def submission_key(file_hash: str, task: Task | None, probe: str | None, dataset
     """What makes two submissions the same: the bytes, how they were read, and the ground truth."""
     parts = [file_hash, task.value if task else "", probe or "", dataset_fingerprint]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def submission_key_of(report: SubmissionReport) -> str:
+    """The key of a validated report: its file hash, how it was read and the dataset it was joined to."""
+    return submission_key(report.file_hash, report.file_task, report.file_probe, report.dataset_fingerprint)
+
+
+def already_scored(db: ResultsDB, report: SubmissionReport) -> dict[str, Any] | None:
+    """The stored submission (under any model) that this validated report already is, or None.
+
+    The one rule for "already scored", used by ``ecva score`` and the explorer's Submit page: the same
+    bytes read the same way (task, probe) against the same ground truth.
+    """
+    return db.submission_with_key(submission_key_of(report))
+
+
+def judge_plan(report: SubmissionReport, dataset: Dataset, settings: Settings, db: ResultsDB) -> JudgePlan:
+    """What judging this submission would cost (calls after the cache, tokens, money), before it runs."""
+    from ecva_core.metrics.judge import plan_judges, requests_for
+
+    requests = requests_for(report.predictions, dataset.qa_items(SCORED_TASKS))
+    with db.judge_cache() as cache:
+        return plan_judges(requests, settings, cache)
 
 
 def score_submission(
@@ -87,26 +111,56 @@ def score_submission(
     metrics (default: every metric available with these settings and ``protocol``). A stored file
     judged before by another judge model or protocol is judged again (``notify`` hears about it).
     ``protocol="official"`` judges with the official judge model and prompts and adds the official
-    BLEU/ROUGE (:mod:`ecva_core.metrics.protocol`).
+    BLEU/ROUGE (:mod:`ecva_core.metrics.protocol`). The model name and the judge setup are checked
+    before the file is read.
     """
-    check_protocol(protocol)
     settings = settings or get_settings()
-    use_judge = settings.judge_wanted(judge)
-    if use_judge and not settings.judge_usable:
-        raise ConfigError(f"the judge was requested but none is configured: {JUDGE_SETUP_HELP}; "
-                          "or score with --no-judge")
-    if protocol == OFFICIAL:
-        settings = dataclasses.replace(settings, judge_model=_official_judge_model(use_judge, notify))
+    _judge_setup(settings, judge, protocol)
+    model = db.storable_model_name(model)
     task = Task.parse(task) if isinstance(task, str) else task
     report = read_submission(path, dataset, task=task, probe=probe, max_mb=settings.max_submission_mb)
+    return score_report(
+        report, model, dataset, db, judge, progress, metrics=metrics, settings=settings, notify=notify,
+        protocol=protocol,
+    )
+
+
+def score_report(
+    report: SubmissionReport,
+    model: str,
+    dataset: Dataset,
+    db: ResultsDB,
+    judge: bool | None = None,
+    progress: Progress | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    settings: Settings | None = None,
+    notify: Notify | None = None,
+    protocol: str = DEFAULT,
+    file_name: str | None = None,
+) -> dict[str, Any]:
+    """Store and score a submission already validated against ``dataset`` (as :func:`score_submission`).
+
+    The explorer validates an upload once and passes its report here, so the file is not read,
+    validated or hashed again; ``file_name`` is the name stored with it (default: the report's file).
+    """
+    if not report.ok:
+        raise SubmissionRejected(report.path, report.errors)
+    if report.dataset_fingerprint != dataset.fingerprint:
+        raise ValueError("the report was validated against another dataset than the one given")
+    settings, use_judge = _judge_setup(settings or get_settings(), judge, protocol, notify)
+    model = db.storable_model_name(model)
     if progress:
         progress("validate", 1, 1)
-    key = submission_key(report.file_hash, task, probe, dataset.fingerprint)
+    previous = already_scored(db, report)
+    if previous is not None and previous["model"] != model and notify:
+        notify(f"this file was already scored as model {previous['model']} ({previous['created']}); "
+               f"storing it again as {model}")
     submission_id, is_new = db.add_submission(
         model,
         report.predictions,
-        key=key,
-        file_name=Path(path).name,
+        key=submission_key_of(report),
+        file_name=file_name or report.path.name,
         file_hash=report.file_hash,
         coverage=report.coverage,
         problems=[p.to_dict() for p in report.warnings[:200]],
@@ -134,7 +188,7 @@ def score_submission(
     summary.update(
         model=model,
         submission_id=submission_id,
-        file=str(path),
+        file=str(report.path),
         resubmitted=not is_new,
         coverage=report.coverage,
         warnings=len(report.warnings),
@@ -145,6 +199,21 @@ def score_submission(
     summary["judge"] = _judge_status(use_judge, settings, judge_summary)
     warm_after_write(db, dataset, model, settings.cache_dir)
     return summary
+
+
+def _judge_setup(
+    settings: Settings, judge: bool | None, protocol: str, notify: Notify | None = None
+) -> tuple[Settings, bool]:
+    """The settings the protocol scores with and whether the judge runs; ConfigError when it is asked
+    for and none is configured, or (official protocol) when the official prompts cannot be read."""
+    check_protocol(protocol)
+    use_judge = settings.judge_wanted(judge)
+    if use_judge and not settings.judge_usable:
+        raise ConfigError(f"the judge was requested but none is configured: {JUDGE_SETUP_HELP}; "
+                          "or score with --no-judge")
+    if protocol == OFFICIAL:
+        settings = dataclasses.replace(settings, judge_model=_official_judge_model(use_judge, notify))
+    return settings, use_judge
 
 
 def _judge_status(use_judge: bool, settings: Settings, run: dict[str, Any] | None) -> dict[str, Any]:

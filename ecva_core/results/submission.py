@@ -58,7 +58,12 @@ class Problem:
 
 @dataclass
 class SubmissionReport:
-    """What a submission file holds once validated and joined to a dataset."""
+    """What a submission file holds once validated and joined to a dataset.
+
+    ``file_task``/``file_probe`` are how the file was read (the ``--task``/``--probe`` given for the whole
+    file) and ``dataset_fingerprint`` the ground truth it was joined to: with the file hash they say
+    which stored submission it is (:func:`ecva_core.results.scoring.submission_key_of`).
+    """
 
     path: Path
     format: str
@@ -67,6 +72,9 @@ class SubmissionReport:
     problems: list[Problem] = field(default_factory=list)
     coverage: dict[str, Any] = field(default_factory=dict)
     tasks: list[Task] = field(default_factory=list)
+    file_task: Task | None = None
+    file_probe: str | None = None
+    dataset_fingerprint: str = ""
 
     @property
     def errors(self) -> list[Problem]:
@@ -140,15 +148,29 @@ def validate_submission(
     task: Task | str | None = None,
     probe: str | None = None,
     max_mb: float | None = None,
+    *,
+    data: bytes | None = None,
+    file_hash: str | None = None,
 ) -> SubmissionReport:
-    """Validate ``path`` against ``dataset`` and report every problem; never raises for file content."""
+    """Validate ``path`` against ``dataset`` and report every problem; never raises for file content.
+
+    A caller that already holds the file's bytes (an upload) passes them as ``data``, with their
+    sha256 as ``file_hash``, so they are neither read nor hashed again.
+    """
     path = Path(path)
     file_task = Task.parse(task) if isinstance(task, str) else task
     file_probe = _normalise_file_probe(probe)
-    report = SubmissionReport(path=path, format=_format_of(path), file_hash="")
+    report = SubmissionReport(
+        path=path,
+        format=_format_of(path),
+        file_hash="",
+        file_task=file_task,
+        file_probe=file_probe,
+        dataset_fingerprint=dataset.fingerprint,
+    )
     try:
-        raw = _read_bytes(path, max_mb)
-        report.file_hash = hashlib.sha256(raw).hexdigest()
+        raw = _read_bytes(path, max_mb) if data is None else data
+        report.file_hash = file_hash or hashlib.sha256(raw).hexdigest()
         text = _decode(raw, report.problems)
         records, report.format = _parse(text, report.format)
     except _Abort as abort:

@@ -8,6 +8,7 @@ from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, open_question
 from ecva_core.metrics.protocol import HALLUCINATION_READINGS, READING_LABELS
 from ecva_core.results import queries
+from ecva_core.results.export import table_csv
 from ecva_core.schema import SCORED_TASKS
 
 
@@ -177,7 +178,7 @@ def render() -> None:
         first = queries.first_question(ds, state.scores(), model)
         if first:
             open_question(first[0], first[1], [model])
-    c2.download_button("Download CSV", table.to_csv(index=False).encode(), "leaderboard.csv", "text/csv")
+    c2.download_button("Download CSV", table_csv(table).encode(), "leaderboard.csv", "text/csv")
     c3.download_button(
         "Download JSON", table.to_json(orient="records", indent=1).encode(), "leaderboard.json", "application/json"
     )

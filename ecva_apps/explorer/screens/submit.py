@@ -13,9 +13,9 @@ import streamlit as st
 
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, md_escape
-from ecva_apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, check_model_name, upload_digest, validate_upload
+from ecva_apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, upload_digest, validate_upload
 from ecva_core.errors import EcvaError
-from ecva_core.results import queries
+from ecva_core.results.scoring import already_scored, judge_plan
 from ecva_core.results.submission import DEFAULT_PROBE
 from ecva_core.schema import Task
 from ecva_core.sharing import SubmitAccess, judge_budget, sharing_settings, submit_access
@@ -130,8 +130,8 @@ def _upload_log() -> None:
         st.dataframe(pd.DataFrame(entries), hide_index=True, width="stretch")
 
 
-def _score(staged: StagedUpload, model: str, task: str | None, probe: str | None, judge: bool | None) -> None:
-    from ecva_core.results.scoring import score_submission
+def _score(staged: StagedUpload, model: str, judge: bool | None) -> None:
+    from ecva_core.results.scoring import score_report
 
     ds = state.dataset()
     bar = st.progress(0.0, text="Scoring...")
@@ -141,8 +141,8 @@ def _score(staged: StagedUpload, model: str, task: str | None, probe: str | None
 
     meta = {"model": model, "file_name": staged.original_name, "file_hash": staged.file_hash}
     try:
-        summary = score_submission(
-            staged.path, model, ds, state.open_db(), task=task, probe=probe, judge=judge, progress=progress
+        score_report(
+            staged.report, model, ds, state.open_db(), judge, progress, file_name=staged.original_name
         )
     except EcvaError as exc:
         _log("failed", **meta, detail=str(exc))
@@ -151,7 +151,7 @@ def _score(staged: StagedUpload, model: str, task: str | None, probe: str | None
     bar.progress(1.0, text="Updating the leaderboard...")
     state.leaderboard("all", (), ())
     bar.progress(1.0, text="Done")
-    st.session_state["sub_done"] = {"model": model, "hash": staged.file_hash, "summary": summary}
+    st.session_state["sub_done"] = {"model": model, "hash": staged.file_hash}
 
 
 def render() -> None:
@@ -193,9 +193,10 @@ def _handle(
     ds: Dataset,
 ) -> None:
     data = upload.getvalue()
-    meta = {"model": model.strip(), "file_name": upload.name, "file_hash": upload_digest(data)}
+    digest = upload_digest(data)
+    meta = {"model": model.strip(), "file_name": upload.name, "file_hash": digest}
     try:
-        staged = validate_upload(data, upload.name, ds, s, task=task, probe=probe)
+        staged = validate_upload(data, upload.name, ds, s, task=task, probe=probe, digest=digest)
     except EcvaError as exc:
         _log("refused", **meta, detail=str(exc))
         st.error(md_escape(exc))
@@ -206,7 +207,7 @@ def _handle(
         return
     if done and done["hash"] == staged.file_hash:
         return
-    previous = queries.scored_submission(state.open_db(), staged.file_hash)
+    previous = already_scored(state.open_db(), staged.report)
     if previous is not None:
         _log("already scored", **meta, detail=f"as model {previous['model']}")
         st.info(
@@ -217,7 +218,7 @@ def _handle(
     _log("validated", **meta)
     judge: bool | None = None
     if s.judge_configured:
-        plan = queries.judge_plan(staged.report, ds, s, state.open_db())
+        plan = judge_plan(staged.report, ds, s, state.open_db())
         st.info(
             f"The judge ({s.judge_model}) will make about {plan.calls_needed} calls ({plan.cached} cached), "
             f"~{plan.est_tokens:,} tokens, estimated cost ${plan.est_cost:.2f}."
@@ -236,11 +237,11 @@ def _handle(
         )
     if st.button("Score", type="primary", key="sub_score"):
         try:
-            name = check_model_name(model)
+            name = state.open_db().storable_model_name(model)
         except EcvaError as exc:
             st.error(md_escape(exc))
             return
-        _score(staged, name, task, probe, judge)
+        _score(staged, name, judge)
         st.rerun()
 
 

@@ -20,16 +20,16 @@ from ecva_core.errors import JudgeError
 from ecva_core.metrics.judge.cache import CachedVerdict, JudgeCache, cache_key
 from ecva_core.metrics.judge.client import JudgeCallError, JudgeClient, RetryPolicy
 from ecva_core.metrics.judge.parse import VerdictError, parse_verdict
-from ecva_core.metrics.judge.prompts import (
+from ecva_core.metrics.judge.prompts import build_messages, judge_inputs, prompt_for
+from ecva_core.metrics.judge.types import (
     CONSISTENCY,
     HALLUCINATION,
     HALLUCINATION_PAIR,
     KEYPHRASE,
     LOGIC,
-    JudgePrompt,
-    build_messages,
-    judge_inputs,
-    prompt_for,
+    JudgeRequest,
+    JudgeResult,
+    usable_answer,
 )
 from ecva_core.metrics.protocol import DEFAULT
 from ecva_core.schema import SCORED_TASKS, Prediction, PredictionStatus, QAItem, Score, ScoreStatus, Task
@@ -43,79 +43,6 @@ PROBE_JUDGES: tuple[str, ...] = (HALLUCINATION,)
 PAIR_JUDGES: tuple[str, ...] = (HALLUCINATION_PAIR,)  # probe answers that have a normal answer too
 _EST_TOKENS_OUT = 40  # a JSON verdict with a one-sentence reason
 _CHARS_PER_TOKEN = 4
-
-
-@dataclass(frozen=True)
-class JudgeRequest:
-    """One judge verdict to obtain for one answer (a normal or a probe answer).
-
-    ``question`` is the wording the model was asked (for a probe answer, the probe wording);
-    ``normal_answer`` is the same question's answer with every frame (``hallucination_pair`` only);
-    ``protocol`` picks our prompts or the official ones (:mod:`ecva_core.metrics.protocol`).
-    """
-
-    judge: str
-    video_id: str
-    task: Task
-    question: str
-    reference: str
-    answer: str
-    key_phrases: tuple[str, ...] = ()
-    probe: str | None = None
-    normal_answer: str = ""
-    protocol: str = DEFAULT
-
-    @property
-    def metric(self) -> str:
-        """The stored metric name, e.g. ``judge_consistency``."""
-        return self.prompt.metric
-
-    @property
-    def prompt(self) -> JudgePrompt:
-        """The judge prompt this request is sent with (its version is stored with the score)."""
-        return prompt_for(self.judge, self.protocol)
-
-    def cache_key(self, judge_model: str) -> str:
-        return cache_key(self.prompt.version, judge_model, self.judge, judge_inputs(self))
-
-    def skip_reason(self) -> str | None:
-        """Why this request must not be sent to the judge, or None when it may be."""
-        answer = self.answer.strip()
-        if not answer:
-            return "empty prediction; not sent to the judge"
-        if answer.upper() == "ERROR":
-            return "failed prediction (ERROR); not sent to the judge"
-        if self.judge == KEYPHRASE and not self.key_phrases:
-            return "no annotated key phrases; not scored"
-        if self.judge in (HALLUCINATION, HALLUCINATION_PAIR) and not self.probe:
-            return "the hallucination judge applies to probe answers only"
-        if self.judge == HALLUCINATION_PAIR and not _usable(self.normal_answer):
-            return "no normal answer to compare the probe answer with"
-        if self.judge in (CONSISTENCY, LOGIC) and not self.reference.strip():
-            return "no reference answer in the annotation; not scored"
-        return None
-
-
-@dataclass(frozen=True)
-class JudgeResult:
-    """The outcome of one request: a value with status OK, or FAILED / SKIPPED with a reason.
-
-    ``tokens_in``/``tokens_out`` are the tokens the verdict cost when it was made (also for a
-    cached verdict, whose cost was paid by an earlier run); ``score`` is the judge's raw integer.
-    """
-
-    request: JudgeRequest
-    value: float | None
-    status: ScoreStatus
-    reason: str
-    cached: bool = False
-    tokens_in: int = 0
-    tokens_out: int = 0
-    score: int | None = None
-
-    def to_score(self) -> Score:
-        r = self.request
-        return Score(r.video_id, r.task, r.metric, self.value, self.status, self.reason, r.probe)
 
 
 @dataclass
@@ -177,11 +104,6 @@ class JudgePlan:
     est_tokens_out: int = 0
 
 
-def _usable(output: str) -> bool:
-    text = output.strip()
-    return bool(text) and text.upper() != "ERROR"
-
-
 def probe_question(pred: Prediction, item: QAItem) -> str:
     """What a probe answer was asked: the row's own prompt, else the benchmark's probe wording."""
     from ecva_core.dataset.questions import PROBE_QUESTIONS
@@ -204,14 +126,18 @@ def requests_for(
     predictions = list(predictions)
     normal = dict(normal_answers or {})
     normal.update(
-        {p.key: p.output for p in predictions if not p.probe and p.status is PredictionStatus.OK and _usable(p.output)}
+        {
+            p.key: p.output
+            for p in predictions
+            if not p.probe and p.status is PredictionStatus.OK and usable_answer(p.output)
+        }
     )
     requests: list[JudgeRequest] = []
     for pred in predictions:
         item = items.get(pred.key)
         if item is None or pred.task not in SCORED_TASKS:
             continue
-        if pred.status is not PredictionStatus.OK or not _usable(pred.output):
+        if pred.status is not PredictionStatus.OK or not usable_answer(pred.output):
             continue
         judges = NORMAL_JUDGES
         if pred.probe:
@@ -335,6 +261,12 @@ async def run_judges_async(
     return run
 
 
+def request_key(request: JudgeRequest, judge_model: str) -> str:
+    """The judge-cache key of a request: its prompt version, the judge model and what the judge sees."""
+    prompt = prompt_for(request.judge, request.protocol)
+    return cache_key(prompt.version, judge_model, request.judge, judge_inputs(request))
+
+
 def _partition(
     requests: Sequence[JudgeRequest], settings: Settings, cache: JudgeCache
 ) -> tuple[dict[str, list[tuple[int, JudgeRequest]]], list[tuple[int, CachedVerdict]], list[tuple[int, str]]]:
@@ -346,7 +278,8 @@ def _partition(
         if reason is not None:
             skipped.append((index, reason))
             continue
-        keyed.setdefault(request.cache_key(settings.judge_model), []).append((index, request))
+        key = request_key(request, settings.judge_model)
+        keyed.setdefault(key, []).append((index, request))
     stored = cache.get_many(keyed)
     cached = [(index, stored[key]) for key, group in keyed.items() if key in stored for index, _ in group]
     pending = {key: group for key, group in keyed.items() if key not in stored}
@@ -357,7 +290,7 @@ async def _call(
     client: JudgeClient, cache: JudgeCache, settings: Settings, key: str, request: JudgeRequest
 ) -> JudgeResult:
     """One verdict: call, parse, derive the value, cache it; a failure becomes a FAILED result."""
-    prompt = request.prompt
+    prompt = prompt_for(request.judge, request.protocol)
     try:
         completion = await client.complete(build_messages(request), json_reply=prompt.reply_format == "json")
     except JudgeCallError as exc:

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from ecva_core.metrics.judge.prompts import JudgePrompt
+from ecva_core.metrics.judge.types import JudgePrompt
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _REASON = re.compile(r"""["']?reason["']?\s*[:=]\s*["']?([^"'\n}]*)""", re.IGNORECASE)

@@ -22,42 +22,20 @@ checkout's wording never reuses these verdicts.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ecva_core.metrics.judge import official
+from ecva_core.metrics.judge.types import (
+    CONSISTENCY,
+    HALLUCINATION,
+    HALLUCINATION_PAIR,
+    JUDGES,
+    KEYPHRASE,
+    LOGIC,
+    JudgePrompt,
+    JudgeRequest,
+    metric_name,
+)
 from ecva_core.metrics.protocol import DEFAULT, OFFICIAL, OFFICIAL_PROMPT_PREFIX, check_protocol
-
-if TYPE_CHECKING:
-    from ecva_core.metrics.judge.engine import JudgeRequest
-
-CONSISTENCY = "consistency"
-LOGIC = "logic"
-KEYPHRASE = "keyphrase"
-HALLUCINATION = "hallucination"
-HALLUCINATION_PAIR = "hallucination_pair"
-
-JUDGES: tuple[str, ...] = (CONSISTENCY, LOGIC, KEYPHRASE, HALLUCINATION, HALLUCINATION_PAIR)
-
-
-@dataclass(frozen=True)
-class JudgePrompt:
-    """One judge: its prompt version, system prompt, the field holding its score and the range.
-
-    ``reply_format`` is "json" (ours) or "official" (the official ``Score: N`` / key-information
-    count lines, parsed with the official patterns).
-    """
-
-    name: str
-    version: str
-    metric: str
-    score_field: str
-    low: int
-    high: int | None  # None: the upper bound is the request's number of key phrases
-    system: str
-    protocol: str = DEFAULT
-    reply_format: str = "json"
-
 
 _REPLY_RULES = (
     "Reply with exactly one JSON object and nothing else, of the form "
@@ -75,7 +53,7 @@ PROMPTS: dict[str, JudgePrompt] = {
     CONSISTENCY: JudgePrompt(
         name=CONSISTENCY,
         version="consistency-v1",
-        metric="judge_consistency",
+        metric=metric_name(CONSISTENCY),
         score_field="score",
         low=0,
         high=1,
@@ -95,7 +73,7 @@ Score 1 when it is the same event, 0 otherwise.""",
     LOGIC: JudgePrompt(
         name=LOGIC,
         version="logic-v1",
-        metric="judge_logic",
+        metric=metric_name(LOGIC),
         score_field="score",
         low=0,
         high=5,
@@ -116,7 +94,7 @@ minor contradictions, 1 = mostly unsound or contradicting the reference, 0 = no 
     KEYPHRASE: JudgePrompt(
         name=KEYPHRASE,
         version="keyphrase-v1",
-        metric="judge_keyphrase",
+        metric=metric_name(KEYPHRASE),
         score_field="matched",
         low=0,
         high=None,
@@ -136,7 +114,7 @@ Count each listed phrase at most once.""",
     HALLUCINATION: JudgePrompt(
         name=HALLUCINATION,
         version="hallucination-v2",
-        metric="judge_hallucination",
+        metric=metric_name(HALLUCINATION),
         score_field="score",
         low=0,
         high=1,
@@ -157,7 +135,7 @@ describes or reasons about content.""",
     HALLUCINATION_PAIR: JudgePrompt(
         name=HALLUCINATION_PAIR,
         version="hallucination-pair-v1",
-        metric="judge_hallucination_pair",
+        metric=metric_name(HALLUCINATION_PAIR),
         score_field="score",
         low=0,
         high=1,
