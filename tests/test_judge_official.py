@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from ecva_core.errors import ConfigError
-from ecva_core.metrics.judge.engine import JudgeRequest
+from ecva_core.metrics.judge.engine import request_key
 from ecva_core.metrics.judge.official import read_official_prompts
 from ecva_core.metrics.judge.prompts import prompt_for
+from ecva_core.metrics.judge.types import JudgeRequest
 from ecva_core.metrics.protocol import OFFICIAL_JUDGE_MODEL, protocol_of
 from ecva_core.schema import Task
 from tests.official_checkout import FAKE_PROMPTS, write_official_checkout
@@ -92,13 +93,13 @@ def test_another_prompt_text_is_another_version_and_cache_key(tmp_path: Path, mo
     request = JudgeRequest("logic", "1", Task.CAUSE, "Why?", "ref", "a man fell", protocol="official")
     monkeypatch.setenv("ECVA_OFFICIAL_REPO", str(write_official_checkout(tmp_path / "a")))
     before = {judge: prompt_for(judge, "official").version for judge in BY_JUDGE}
-    key_before = request.cache_key("gpt-4o")
+    key_before = request_key(request, "gpt-4o")
     changed = {**FAKE_PROMPTS, "PROMPT_FOR_LOGIC_CHECKING": FAKE_PROMPTS["PROMPT_FOR_LOGIC_CHECKING"] + "Be strict.\n"}
     monkeypatch.setenv("ECVA_OFFICIAL_REPO", str(write_official_checkout(tmp_path / "b", changed)))
     after = {judge: prompt_for(judge, "official").version for judge in BY_JUDGE}
     assert after["logic"] != before["logic"] and after["logic"].startswith("official-v1-logic-")
     assert {j: v for j, v in after.items() if j != "logic"} == {j: v for j, v in before.items() if j != "logic"}
-    assert request.cache_key("gpt-4o") != key_before
+    assert request_key(request, "gpt-4o") != key_before
 
 
 def test_model_type_other_than_the_published_one_is_said_and_wins(tmp_path: Path) -> None:
