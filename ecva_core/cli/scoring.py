@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from ecva_core.cli.options import common, data_option, db_option, emit_json, json_option, log
+from ecva_core.metrics.measures import COMPACT_TEXT_METRICS, NORMAL_JUDGE_METRICS, PILLARS
 from ecva_core.metrics.protocol import DEFAULT, HALLUCINATION_READINGS, PROTOCOLS, READING_LABELS
+from ecva_core.schema import SCORED_TASKS
 
-JUDGE_ROWS = ("anomeval", "judge_consistency", "judge_logic", "judge_keyphrase")
-SCORED = ("Description", "Cause", "Result")
+JUDGE_ROWS = ("anomeval", *NORMAL_JUDGE_METRICS)  # shown with the judge's status when it did not run
+SCORED = tuple(t.value for t in SCORED_TASKS)
 LEADERBOARD_WIDTH = 120  # the default leaderboard fits a terminal this wide
-COMPACT_METRICS = ("semantic", "rougeL", "bleu4")  # shown as plain means beside AnomEval
-PILLAR_LETTERS = {"basic": "B", "consistency": "C", "hallucination": "H"}
+PILLAR_LETTERS = {p: p[0].upper() for p in PILLARS}
 PROTOCOL_NOTE = (
     "Protocol: bleu*/rouge* are this tool's (expert answer as reference, normalised tokens); bleu_official/"
     "rougeL_official reproduce the official script; the protocol column names who made each model's judge scores."
@@ -318,7 +319,7 @@ def leaderboard_table(payload: dict[str, Any], extra: list[str]) -> tuple[list[s
     rows_in = payload["rows"]
     keys = {"model": [], "task": ["task"], "category": ["category_name"]}[payload["by"]]
     judged = any(r.get("anomeval") is not None or r.get("anomeval_partial") is not None for r in rows_in)
-    compact = [m for m in COMPACT_METRICS if any(r.get(m) is not None for r in rows_in) and m not in extra]
+    compact = [m for m in COMPACT_TEXT_METRICS if any(r.get(m) is not None for r in rows_in) and m not in extra]
     header = ["#", "model", *keys]
     if judged:
         header += ["AnomEval [95% CI]", "partial (pillars)"]

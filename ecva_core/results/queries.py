@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ecva_core.metrics.aggregate import ANOMEVAL_LABEL, FACETS, PILLAR_WEIGHTS, PILLARS
+from ecva_core.metrics import measures
+from ecva_core.metrics.aggregate import ANOMEVAL_LABEL
+from ecva_core.metrics.measures import COMPACT_TEXT_METRICS, PICK_ORDER, PILLAR_WEIGHTS, PILLARS
 from ecva_core.metrics.protocol import ABSTENTION, READING_LABELS, protocol_of
 from ecva_core.schema import SCORED_TASKS, Task
 
@@ -29,25 +31,7 @@ if TYPE_CHECKING:
     from ecva_core.results.db import ResultsDB
     from ecva_core.results.submission import SubmissionReport
 
-# Per-question metric shown first when it exists: the judge's consistency, then the offline metrics.
-METRIC_PREFERENCE: tuple[str, ...] = (
-    "judge_consistency",
-    "judge_keyphrase",
-    "semantic",
-    "rougeL",
-    "meteor",
-    "bleu4",
-    "bleu1",
-)
-
-
-MEASURE_LABELS: dict[str, str] = {
-    "anomeval": "AnomEval (reconstructed)",
-    "anomeval_partial": "Partial AnomEval",
-    "basic": "Basic reasoning",
-    "consistency": "Consistency",
-    "hallucination": "Hallucination",
-}
+_FACETS = {t.value: t.facet for t in Task}
 
 
 @dataclass(frozen=True)
@@ -77,8 +61,8 @@ def available_metrics(scores: pd.DataFrame) -> list[str]:
     present = set(scores["metric"].dropna().unique())
     if "tiou" in present:
         present = (present - {"tiou"}) | {"R@0.5", "mIoU"}
-    judged = [m for m in ("anomeval", *PILLARS) if _pillar_metrics(m) & present]
-    ordered = [m for m in METRIC_PREFERENCE if m in present]
+    judged = [m for m in ("anomeval", *PILLARS) if measures.pillar_inputs(m) & present]
+    ordered = [m for m in PICK_ORDER if m in present]
     return judged + ordered + sorted(present - set(ordered))
 
 
@@ -87,24 +71,10 @@ def breakdown_metrics(scores: pd.DataFrame) -> list[str]:
     return available_metrics(scores)
 
 
-def _pillar_metrics(measure: str) -> set[str]:
-    return {
-        "anomeval": {"judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination"},
-        "basic": {"judge_logic", "judge_keyphrase"},
-        "consistency": {"judge_consistency"},
-        "hallucination": {"judge_hallucination"},
-    }.get(measure, set())
-
-
 def default_metric(scores: pd.DataFrame) -> str | None:
     """The measure a per-question view starts on (None when nothing is scored yet)."""
     metrics = available_metrics(scores)
     return metrics[0] if metrics else None
-
-
-def measure_label(measure: str) -> str:
-    """How a measure is named on screen."""
-    return MEASURE_LABELS.get(measure, measure)
 
 
 def video_categories(dataset: Dataset) -> pd.DataFrame:
@@ -628,7 +598,7 @@ def leaderboard_from_parts(
     partial = overall["anomeval_partial"].notna().any() if "anomeval_partial" in overall else False
     judged = complete or partial
     chart = "anomeval" if complete else "anomeval_partial" if partial else None
-    chart = chart or next((m for m in METRIC_PREFERENCE if m in overall), None)
+    chart = chart or next((m for m in PICK_ORDER if m in overall), None)
     table = pd.DataFrame({"model": overall["model"]})
     ci = _ci_text
     if judged:
@@ -654,7 +624,8 @@ def leaderboard_from_parts(
     for pillar in PILLARS:
         if judged and pillar in overall:
             table[pillar.capitalize()] = overall[pillar]
-    metric_cols = [m for m in (*METRIC_PREFERENCE, *sorted(overall.columns)) if m in overall and _is_metric(m)]
+    shown = (*PICK_ORDER, *sorted(overall.columns))
+    metric_cols = [m for m in shown if m in overall and measures.is_per_question_metric(m)]
     for metric in dict.fromkeys(metric_cols):
         table[metric] = overall[metric]
         table[f"{metric} 95% CI"] = ci(overall, metric)
@@ -681,7 +652,7 @@ def leaderboard_from_parts(
     defaults += [c for c in table.columns if c.endswith(")") and "CI" not in c]
     if judged:
         defaults += ["Basic", "Consistency", "Hallucination"]
-    defaults += [m for m in ("semantic", "rougeL", "bleu4", "meteor") if m in table and m not in defaults]
+    defaults += [m for m in (*COMPACT_TEXT_METRICS, "meteor") if m in table and m not in defaults]
     defaults += ["Coverage", "Failed answers", "Failed scores", "Protocol"]
     reading = str(overall["hallucination_reading"].iloc[0]) if "hallucination_reading" in overall else ABSTENTION
     note = (
@@ -698,30 +669,9 @@ def leaderboard_from_parts(
         table=table.reset_index(drop=True),
         per_task=per_task.reset_index(drop=True),
         pillars=pillars,
-        chart_label=measure_label(chart) if chart else "score",
+        chart_label=measures.label(chart) if chart else "score",
         default_columns=tuple(dict.fromkeys(c for c in defaults if c in table)),
         note=note,
-    )
-
-
-def _is_metric(column: str) -> bool:
-    return (
-        column in METRIC_PREFERENCE
-        or column
-        in {
-            "bleu2",
-            "bleu3",
-            "rouge1",
-            "rouge2",
-            "bleurt",
-            "unieval",
-            "judge_logic",
-            "judge_hallucination",
-            "cls_major",
-            "cls_sub",
-            "mIoU",
-        }
-        or column.startswith("R@")
     )
 
 
@@ -786,7 +736,7 @@ class BreakdownView:
 
 
 def task_label(task: str) -> str:
-    return f"{task} ({FACETS.get(task, 'What')})"
+    return f"{task} ({_FACETS.get(task, 'What')})"
 
 
 def task_of_label(label: str) -> str:
@@ -830,14 +780,14 @@ def breakdown_view(
         return out
 
     by_task = by_task.assign(task_label=by_task["task"].map(task_label)) if not by_task.empty else by_task
-    metrics = [c for c in overall.columns if _is_metric(c) or c in (*PILLARS, "anomeval")]
+    metrics = [c for c in overall.columns if measures.is_per_question_metric(c) or c in (*PILLARS, "anomeval")]
     by_metric = overall.set_index("model")[metrics].dropna(axis=1, how="all") if not overall.empty else overall
     return BreakdownView(
         task_pillar=task_pillar,
         by_category=wide(by_cat, "category_name"),
         by_task=wide(by_task, "task_label"),
         by_metric=by_metric,
-        metric_label=measure_label(metric),
+        metric_label=measures.label(metric),
     )
 
 
@@ -906,7 +856,7 @@ def compare_view(
 
     questions = paired_question_diffs(pair, model_a, model_b, metric, mode)
     note = (
-        f"A = {model_a}, B = {model_b} · {measure_label(metric)} · paired over common questions · "
+        f"A = {model_a}, B = {model_b} · {measures.label(metric)} · paired over common questions · "
         "95% CI by video bootstrap · "
         + ("failures count 0" if mode == "all" else "failures left out")
         + f" · hallucination pillar: {READING_LABELS[hallucination]}"
@@ -919,6 +869,6 @@ def compare_view(
         by_task=frame(by_task),
         by_category=frame(by_cat),
         questions=questions,
-        metric_label=measure_label(metric),
+        metric_label=measures.label(metric),
         note=note,
     )

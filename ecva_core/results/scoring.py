@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecva_core.config import JUDGE_SETUP_HELP, Settings, get_settings
 from ecva_core.errors import ConfigError
+from ecva_core.metrics.measures import PILLARS, PROBE_METRICS, SUMMARY_ORDER
 from ecva_core.metrics.protocol import (
     ABSTENTION,
     DEFAULT,
@@ -413,14 +414,6 @@ def _judge_label(judge_model: str, prompt_version: str, settings: Settings, prot
     return f"{judge_model} (older prompts)" if judge_model == settings.judge_model else judge_model
 
 
-MEASURE_ORDER = (
-    "anomeval", "anomeval_partial", "basic", "consistency", "hallucination", "bleu1", "bleu4", "rougeL", "meteor",
-    "semantic", "bleurt", "unieval", "bleu_official", "rougeL_official", "judge_consistency", "judge_logic",
-    "judge_keyphrase", "judge_hallucination", "judge_hallucination_pair", "cls_major", "cls_sub",
-    "R@0.3", "R@0.5", "R@0.7", "mIoU",
-)  # fmt: skip
-
-
 def summarise(db: ResultsDB, submission_id: int, hallucination: str = ABSTENTION) -> dict[str, Any]:
     """Per-task and overall means with 95% CIs (bootstrapped by video), both variants, for one submission.
 
@@ -471,8 +464,6 @@ def summarise(db: ResultsDB, submission_id: int, hallucination: str = ABSTENTION
 
 def _aggregatable(frame: pd.DataFrame) -> pd.Series:
     """Rows the aggregate uses: normal answers' scores, and hallucination verdicts on probe answers."""
-    from ecva_core.metrics.aggregate import PROBE_METRICS
-
     return (frame["probe"] != "") == frame["metric"].isin(PROBE_METRICS)
 
 
@@ -490,7 +481,7 @@ def protocols(frame: pd.DataFrame) -> dict[str, str]:
 def measures_present(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The headline measures with a value in any of ``rows``, in display order."""
     have = {k for row in rows for k, v in row.items() if v is not None}
-    return [m for m in MEASURE_ORDER if m in have]
+    return [m for m in SUMMARY_ORDER if m in have]
 
 
 def _videos_frame(data_path: Path | None) -> pd.DataFrame:
@@ -564,7 +555,7 @@ def leaderboard_rows(
     shown = list(metrics) if metrics else measures_present(rows)
     configured = get_settings().judge_configured
     notes = []
-    if not any(r.get(m) is not None for r in rows for m in MEASURE_ORDER if m.startswith("judge_")):
+    if not any(r.get(m) is not None for r in rows for m in SUMMARY_ORDER if m.startswith("judge_")):
         notes.append(
             f"judge metrics: {NO_JUDGE}" if not configured else "judge metrics: none stored yet (score with --judge)"
         )
@@ -658,8 +649,8 @@ def compare_models(
     if not _aggregatable(frame).any():
         return {**head, "measures": {}}
     table = aggregate.question_table(frame, variant, hallucination)
-    present = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
-    if any(m in present for m in aggregate.PILLARS):
+    present = [m for m in SUMMARY_ORDER if m in table.columns and table[m].notna().any()]
+    if any(m in present for m in PILLARS):
         present.insert(0, "anomeval")
     wanted = list(metrics) if metrics else present
     results = {}

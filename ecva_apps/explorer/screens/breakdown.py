@@ -6,6 +6,7 @@ import streamlit as st
 
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, open_question
+from ecva_core.metrics import measures
 from ecva_core.results import queries
 
 
@@ -70,7 +71,7 @@ def render() -> None:
         "Score for tasks and categories",
         state.score_measures(),
         key="bd_metric",
-        format_func=queries.measure_label,
+        format_func=measures.label,
     )
     mode = c3.radio("Failures", ["all", "valid"], horizontal=True, key="bd_mode")
     if not chosen:

@@ -16,6 +16,7 @@ from ecva_apps.explorer.ui import (
     md_escape,
 )
 from ecva_core.errors import EcvaError
+from ecva_core.metrics import measures
 from ecva_core.results import queries
 from ecva_core.schema import SCORED_TASKS
 
@@ -33,7 +34,7 @@ def _filters(scores, ds) -> queries.QuestionFilter:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
         chosen_models = c1.multiselect("Models", models, key="qx_models", placeholder="All models")
-        metric = c2.selectbox("Score", metrics, key="qx_metric", format_func=queries.measure_label) if metrics else None
+        metric = c2.selectbox("Score", metrics, key="qx_metric", format_func=measures.label) if metrics else None
         chosen_majors = c3.multiselect("Category", sorted(majors), key="qx_majors", placeholder="All")
         tasks = c4.multiselect(
             "Task",
@@ -172,7 +173,7 @@ def render() -> None:
     rows = state.question_rows(flt)
     keys = (rows["video_id"] + "|" + rows["task"]).tolist()
     st.session_state["qx_keys"] = keys
-    st.caption(f"{len(rows)} questions match · score shown: {queries.measure_label(flt.metric or 'none yet')}")
+    st.caption(f"{len(rows)} questions match · score shown: {measures.label(flt.metric or 'none yet')}")
     st.dataframe(
         rows.round(3),
         hide_index=True,
