@@ -32,7 +32,7 @@ def test_names_and_labels_are_unique_and_every_judge_feeds_a_known_pillar():
 
 
 def test_the_probe_rule_sends_probe_answers_to_the_hallucination_verdicts_only():
-    assert measures.PROBE_METRICS == {"judge_hallucination", "judge_hallucination_pair"}
+    assert {"judge_hallucination", "judge_hallucination_pair"} == measures.PROBE_METRICS
     assert measures.counts_for("judge_hallucination", KEYFRAMES_REMOVED_PROBE)
     assert not measures.counts_for("judge_consistency", KEYFRAMES_REMOVED_PROBE)
     assert measures.counts_for("judge_consistency", None) and not measures.counts_for("judge_hallucination", "")

@@ -31,8 +31,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ecva_core.dataset import Dataset
-    from ecva_core.results import queries
     from ecva_core.results.db import ResultsDB
+    from ecva_core.views.breakdown import BreakdownView
+    from ecva_core.views.compare import CompareView
+    from ecva_core.views.leaderboard import LeaderboardPart, LeaderboardView
+    from ecva_core.views.questions import QuestionFilter
 
 log = logging.getLogger("ecva.explorer")
 T = TypeVar("T")
@@ -162,14 +165,32 @@ def _model_scores(db_path: str, data_version: int, models: tuple[str, ...]) -> p
     return persisted("model-scores", models, lambda: open_db().scores_frame(models=list(models)))
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _predictions(db_path: str, data_version: int) -> pd.DataFrame:
-    return persisted("predictions", (), lambda: open_db().predictions_frame())
-
-
 def scores() -> pd.DataFrame:
     """Every stored score (cached until the database changes; shared, never modified in place)."""
     return _scores(str(settings().db_path), version())
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _lean_scores(
+    db_path: str, data_version: int, models: tuple[str, ...], metrics: tuple[str, ...] | None, keep_failed: bool
+) -> pd.DataFrame:
+    full = _held_scores(db_path, data_version)
+    if full is not None:
+        keep = full["model"].isin(models)
+        if metrics is not None:
+            keep &= full["metric"].isin(metrics) | ((full["status"] == "failed") & keep_failed)
+        return full.loc[keep].reset_index(drop=True)
+    return persisted(
+        "lean-scores", (models, metrics, keep_failed), lambda: open_db().aggregate_frame(models, metrics, keep_failed)
+    )
+
+
+def lean_scores(models: Sequence[str], metrics: Sequence[str] | None = None, keep_failed: bool = False) -> pd.DataFrame:
+    """What a view of ``models`` aggregates (``ResultsDB.aggregate_frame``: no text columns), only
+    ``metrics`` when given (and every failed score with ``keep_failed``); filtered from the full
+    frame when this process holds it, else read for these alone. Shared, never modified in place."""
+    chosen = tuple(sorted(set(models)))
+    return _lean_scores(str(settings().db_path), version(), chosen, tuple(metrics) if metrics else None, keep_failed)
 
 
 def model_scores(models: Sequence[str]) -> pd.DataFrame:
@@ -186,7 +207,7 @@ def model_scores(models: Sequence[str]) -> pd.DataFrame:
 def _catalog(key: tuple[str, int, str]) -> tuple[list[str], list[str]]:
     import pandas as pd
 
-    from ecva_core.results.queries import breakdown_metrics
+    from ecva_core.views.common import breakdown_metrics
 
     full = _held_scores(key[0], key[1])
     if full is not None:
@@ -205,13 +226,8 @@ def scored_models() -> list[str]:
 
 
 def score_measures() -> list[str]:
-    """The measures the Breakdown and Compare pages offer: ``queries.breakdown_metrics`` of every score."""
+    """The measures the Breakdown and Compare pages offer: ``views.common.breakdown_metrics`` of every score."""
     return list(_catalog(_key())[1])
-
-
-def predictions() -> pd.DataFrame:
-    """Every stored prediction (cached until the database changes; shared, never modified in place)."""
-    return _predictions(str(settings().db_path), version())
 
 
 @st.cache_resource(show_spinner=False)
@@ -242,7 +258,7 @@ def _key() -> tuple[str, int, str]:
 
 def leaderboard_parts(
     fingerprint: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str = ABSTENTION
-) -> list[queries.LeaderboardPart]:
+) -> list[LeaderboardPart]:
     """Each model's leaderboard part, kept on disk per model until that model changes.
 
     A write (a newly scored model, a new judge run) changes only the stamps of the models it
@@ -251,7 +267,7 @@ def leaderboard_parts(
     model it scored there). Parts are in model-name order; ``fingerprint`` is the explorer's
     dataset's (it keys the in-memory cache of the caller and the file).
     """
-    from ecva_core.results.leaderboard_cache import leaderboard_parts as cached_parts
+    from ecva_core.views.leaderboard_cache import leaderboard_parts as cached_parts
 
     return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks, hallucination)
 
@@ -260,7 +276,7 @@ def leaderboard_parts(
 def _leaderboard(
     key: tuple[str, int, str], mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str
 ):
-    from ecva_core.results.queries import leaderboard_from_parts
+    from ecva_core.views.leaderboard import leaderboard_from_parts
 
     parts = leaderboard_parts(key[2], mode, majors, tasks, hallucination)
     return leaderboard_from_parts(parts, dataset(), mode, majors, tasks)
@@ -268,38 +284,40 @@ def _leaderboard(
 
 def leaderboard(
     mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str = ABSTENTION
-) -> queries.LeaderboardView:
+) -> LeaderboardView:
     """The leaderboard view for these filters and hallucination reading (cached until the database changes)."""
     return _leaderboard(_key(), mode, majors, tasks, hallucination)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _breakdown(key: tuple[str, int, str], models: tuple[str, ...], metric: str, mode: str):
-    from ecva_core.results.queries import breakdown_view
+    from ecva_core.views.breakdown import breakdown_view
 
-    return breakdown_view(model_scores(models), dataset(), models=models, metric=metric, mode=mode)
+    return breakdown_view(lean_scores(models), dataset(), models=models, metric=metric, mode=mode)
 
 
-def breakdown(models: tuple[str, ...], metric: str, mode: str) -> queries.BreakdownView:
+def breakdown(models: tuple[str, ...], metric: str, mode: str) -> BreakdownView:
     """The breakdown tables for these models (cached until the database changes)."""
     return _breakdown(_key(), models, metric, mode)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _compare(key: tuple[str, int, str], a: str, b: str, metric: str, mode: str, hallucination: str):
-    from ecva_core.results.queries import compare_view
+    from ecva_core.metrics.measures import stored_inputs
+    from ecva_core.views.compare import compare_view
 
-    return compare_view(model_scores((a, b)), dataset(), a, b, metric=metric, mode=mode, hallucination=hallucination)
+    scores = lean_scores((a, b), stored_inputs(metric) if metric else None)
+    return compare_view(scores, dataset(), a, b, metric=metric, mode=mode, hallucination=hallucination)
 
 
-def compare(a: str, b: str, metric: str, mode: str, hallucination: str = ABSTENTION) -> queries.CompareView:
+def compare(a: str, b: str, metric: str, mode: str, hallucination: str = ABSTENTION) -> CompareView:
     """The paired comparison of two models (cached until the database changes)."""
     return _compare(_key(), a, b, metric, mode, hallucination)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _durations(fingerprint: str, data: str | None):
-    from ecva_core.results.queries import durations_frame
+    from ecva_core.views.dataset import durations_frame
 
     return durations_frame(dataset())
 
@@ -310,13 +328,51 @@ def durations() -> pd.DataFrame:
     return _durations(dataset().fingerprint, str(s.data) if s.data else None)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _answer_status(db_path: str, data_version: int, models: tuple[str, ...]) -> pd.DataFrame:
+    return persisted("answer-status", models, lambda: open_db().answer_status_frame(models))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _model_predictions(db_path: str, data_version: int, models: tuple[str, ...]) -> pd.DataFrame:
+    return persisted("model-predictions", models, lambda: open_db().predictions_frame(models))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def _question_rows(key: tuple[str, int, str], flt_repr: str, _flt: queries.QuestionFilter) -> pd.DataFrame:
-    from ecva_core.results.queries import question_rows
+def _question_rows(key: tuple[str, int, str], flt_repr: str, _flt: QuestionFilter) -> pd.DataFrame:
+    import dataclasses
 
-    return question_rows(dataset(), scores(), predictions(), _flt)
+    from ecva_core.metrics.measures import stored_inputs
+    from ecva_core.views.questions import question_rows
+
+    models = _flt.models or tuple(scored_models())
+    metric = _flt.metric or next(iter(score_measures()), None)
+    where = (key[0], key[1])
+    chosen = tuple(sorted(models))
+    lean = _lean_scores(*where, chosen, stored_inputs(metric) if metric else (), True)
+    answers = (_model_predictions if _flt.search.strip() else _answer_status)(*where, chosen)
+    return question_rows(dataset(), lean, answers, dataclasses.replace(_flt, models=models, metric=metric))
 
 
-def question_rows(flt: queries.QuestionFilter) -> pd.DataFrame:
-    """The question explorer's filtered table (cached per filter until the database changes)."""
+def question_rows(flt: QuestionFilter) -> pd.DataFrame:
+    """The question explorer's filtered table (cached per filter until the database changes).
+
+    Reads only what the table shows: the lean scores of the chosen models (all by default) for the
+    chosen measure's stored inputs and their failed scores, and the answers' status (their text
+    only when searching in answers)."""
     return _question_rows(_key(), repr(flt), flt)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _question_answers(key: tuple[str, int, str], video_id: str, task: str) -> list[dict]:
+    from ecva_core.views.questions import question_answers
+
+    db = open_db()
+    question = (video_id, task)
+    scores = db.scores_frame(question=question)
+    return question_answers(scores, db.predictions_frame(question=question), video_id, task)
+
+
+def question_answers(video_id: str, task: str) -> list[dict]:
+    """Every model's answer to one question with its scores (read for that question alone)."""
+    return _question_answers(_key(), video_id, task)

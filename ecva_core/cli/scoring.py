@@ -166,6 +166,9 @@ def score(
         except SubmissionError:
             bar.progress.stop()
             raise
+    from ecva_core.views import warm_after_write
+
+    warm_after_write(db, dataset, model)
     if as_json:
         emit_json(summary)
         return
@@ -263,7 +266,7 @@ def leaderboard(
     as_json: bool,
 ) -> None:
     """Models ranked by AnomEval (complete: all three pillars), else the semantic score, with 95% CIs."""
-    from ecva_core.results.scoring import leaderboard_rows
+    from ecva_core.views.leaderboard import leaderboard_rows
 
     payload = leaderboard_rows(
         _open_db(db_path),
@@ -371,7 +374,7 @@ def compare(
     model_a: str, model_b: str, metrics: tuple[str, ...], hallucination: str, db_path: Path | None, as_json: bool
 ) -> None:
     """Paired comparison of MODEL_A and MODEL_B on the questions both answered (A - B with a 95% CI)."""
-    from ecva_core.results.scoring import compare_models
+    from ecva_core.views.compare import compare_models
 
     payload = compare_models(
         _open_db(db_path), model_a, model_b, metrics=list(metrics) or None, hallucination=hallucination
@@ -447,8 +450,11 @@ def import_cmd(file: Path, model: str | None, data_path: Path | None, db_path: P
 
     from ecva_core.dataset import load_dataset
     from ecva_core.results.export import import_results
+    from ecva_core.views import warm_after_write
 
-    counts = import_results(_open_db(db_path), file, model=model, dataset=partial(load_dataset, data_path))
+    db = _open_db(db_path)
+    counts = import_results(db, file, model=model)
+    warm_after_write(db, partial(load_dataset, data_path), counts["model"])
     if as_json:
         emit_json(counts)
     else:

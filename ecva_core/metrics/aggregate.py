@@ -354,6 +354,20 @@ def compare_models(
     (compare the pillars one by one instead).
     """
     table = question_table(scores[scores["model"].isin([model_a, model_b])], variant, hallucination)
+    return compare_questions(table, model_a, model_b, measure, variant, n_boot, seed)
+
+
+def compare_questions(
+    table: pd.DataFrame,
+    model_a: str,
+    model_b: str,
+    measure: str = "anomeval",
+    variant: str = "all",
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """:func:`compare_models` on rows of the pair's :func:`question_table` (made with ``variant``):
+    a view comparing several groups of questions builds the table once and passes each group's rows."""
     a = table[table["model"] == model_a].set_index(["video_id", "task"])
     b = table[table["model"] == model_b].set_index(["video_id", "task"])
     common = a.index.intersection(b.index)
@@ -399,7 +413,7 @@ def compare_models(
 
     mean_a = float(combine(ratio_means(sums_a.sum(0), counts.sum(0))))
     mean_b = float(combine(ratio_means(sums_b.sum(0), counts.sum(0))))
-    weights = bootstrap_weights(n, n_boot, seed)
+    weights = _shared_weights(n, n_boot, seed)
     wc = weights @ counts
     diffs = np.asarray(combine(ratio_means(weights @ sums_a, wc)) - combine(ratio_means(weights @ sums_b, wc)))
     lo, hi = percentile_ci(diffs.reshape(-1, 1))
@@ -408,6 +422,15 @@ def compare_models(
         significant=bool(lo[0] > 0 or hi[0] < 0), covers="+".join(measured) if measure == "anomeval" else measure,
     )  # fmt: skip
     return result
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap weights drawn once per (n, n_boot, seed): a comparison's overall and per-task groups
+    share one video count, and drawing costs more than the product."""
+    weights = bootstrap_weights(n, n_boot, seed)
+    weights.setflags(write=False)
+    return weights
 
 
 def model_summary(

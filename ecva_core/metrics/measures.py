@@ -18,11 +18,15 @@ Probe rule: an answer given with the key frames removed (``probe`` set, see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from ecva_core.metrics.protocol import ABSTENTION, PAIR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Kind(StrEnum):
@@ -115,6 +119,26 @@ def is_per_question_metric(name: str) -> bool:
 def counts_for(metric: str, probe: str | None) -> bool:
     """The probe rule: a probe answer counts only for probe measures, a normal answer for the others."""
     return bool(probe) == (metric in PROBE_METRICS)
+
+
+def stored_inputs(measure: str) -> tuple[str, ...]:
+    """The stored metrics a per-question value of ``measure`` is computed from under either
+    hallucination reading: the judges behind AnomEval or a pillar, ``tiou`` behind R@k and mIoU."""
+    kind = BY_NAME[measure].kind if measure in BY_NAME else Kind.TEXT
+    if kind in (Kind.COMBINED, Kind.PILLAR):
+        return names(lambda m: m.kind is Kind.JUDGE and (kind is Kind.COMBINED or m.pillar == measure))
+    return ("tiou",) if kind is Kind.DERIVED else (measure,)
+
+
+def counted(scores: pd.DataFrame) -> pd.Series:
+    """:func:`counts_for` over a scores frame (``probe``, ``metric``): the rows an aggregate uses."""
+    return (scores["probe"].fillna("") != "") == scores["metric"].isin(PROBE_METRICS)
+
+
+def measures_present(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The summary measures with a value in any of ``rows``, in display order."""
+    have = {k for row in rows for k, v in row.items() if v is not None}
+    return [m for m in SUMMARY_ORDER if m in have]
 
 
 PILLAR_WEIGHTS: dict[str, float] = {m.name: m.weight for m in MEASURES if m.kind is Kind.PILLAR}
