@@ -208,20 +208,21 @@ def _catalog(key: tuple[str, int, str]) -> tuple[list[str], list[str]]:
     import pandas as pd
 
     from ecva_core.views.common import breakdown_metrics
+    from ecva_core.views.leaderboard_cache import stored_metrics
 
     full = _held_scores(key[0], key[1])
     if full is not None:
         per_model = {str(m): set(g.dropna()) for m, g in full.groupby("model")["metric"]}
     else:
-        parts = leaderboard_parts(key[2], "all", (), ())
-        per_model = {m: set(names) for part in parts for m, names in part.metrics.items()}
+        per_model = {m: set(names) for m, names in stored_metrics(open_db(), dataset(), settings().cache_dir).items()}
     present = sorted(set().union(*per_model.values()))
     return sorted(per_model), breakdown_metrics(pd.DataFrame({"metric": present}, dtype=object))
 
 
 def scored_models() -> list[str]:
     """Models with at least one stored score, by name (from the per-model leaderboard parts when
-    the full frame is not in memory, so listing them reads no scores)."""
+    the full frame is not in memory, and metric names from the database for models whose part is
+    stale, so listing them reads and aggregates no scores)."""
     return list(_catalog(_key())[0])
 
 
@@ -257,7 +258,12 @@ def _key() -> tuple[str, int, str]:
 
 
 def leaderboard_parts(
-    fingerprint: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str = ABSTENTION
+    fingerprint: str,
+    mode: str,
+    majors: tuple[int, ...],
+    tasks: tuple[str, ...],
+    hallucination: str = ABSTENTION,
+    models: Sequence[str] | None = None,
 ) -> list[LeaderboardPart]:
     """Each model's leaderboard part, kept on disk per model until that model changes.
 
@@ -265,11 +271,12 @@ def leaderboard_parts(
     touched, so only those are read from SQLite (lean columns, no text) and aggregated again; the
     other models' parts come from ``cache_dir/explorer`` (``ecva score`` warms the part of the
     model it scored there). Parts are in model-name order; ``fingerprint`` is the explorer's
-    dataset's (it keys the in-memory cache of the caller and the file).
+    dataset's (it keys the in-memory cache of the caller and the file); ``models`` restricts the
+    parts read or computed to those models.
     """
     from ecva_core.views.leaderboard_cache import leaderboard_parts as cached_parts
 
-    return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks, hallucination)
+    return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks, hallucination, models)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -291,9 +298,16 @@ def leaderboard(
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _breakdown(key: tuple[str, int, str], models: tuple[str, ...], metric: str, mode: str):
+    from ecva_core.metrics.aggregate import combine_leaderboards
+    from ecva_core.metrics.measures import stored_inputs
     from ecva_core.views.breakdown import breakdown_view
 
-    return breakdown_view(lean_scores(models), dataset(), models=models, metric=metric, mode=mode)
+    if mode != "all" or not metric:  # no cached parts for this mode: aggregate the models' lean scores
+        return breakdown_view(lean_scores(models), dataset(), models=models, metric=metric, mode=mode)
+    parts = leaderboard_parts(key[2], mode, (), (), models=models)
+    totals = combine_leaderboards([p.overall for p in parts]), combine_leaderboards([p.by_task for p in parts], "task")
+    scores = lean_scores(models, stored_inputs(metric))
+    return breakdown_view(scores, dataset(), models=models, metric=metric, mode=mode, totals=totals)
 
 
 def breakdown(models: tuple[str, ...], metric: str, mode: str) -> BreakdownView:

@@ -10,7 +10,7 @@ import click
 from ecva_core.cli.options import common, data_option, db_option, emit_json, json_option, log
 from ecva_core.metrics.measures import COMPACT_TEXT_METRICS, NORMAL_JUDGE_METRICS, PILLARS
 from ecva_core.metrics.protocol import DEFAULT, HALLUCINATION_READINGS, PROTOCOLS, READING_LABELS
-from ecva_core.schema import SCORED_TASKS
+from ecva_core.schema import KEYFRAMES_REMOVED_PROBE, SCORED_TASKS
 
 JUDGE_ROWS = ("anomeval", *NORMAL_JUDGE_METRICS)  # shown with the judge's status when it did not run
 SCORED = tuple(t.value for t in SCORED_TASKS)
@@ -94,8 +94,8 @@ class _Bar:
     "--probe",
     default=None,
     is_flag=False,
-    flag_value="no_keyframes",
-    help="Mark every answer as a probe answer (given with key frames removed); default no_keyframes.",
+    flag_value=KEYFRAMES_REMOVED_PROBE,
+    help=f"Mark every answer as a probe answer (given with key frames removed); default {KEYFRAMES_REMOVED_PROBE}.",
 )
 @click.option(
     "--judge/--no-judge",

@@ -478,6 +478,22 @@ class ResultsDB:
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
         return frame
 
+    def metrics_by_model(self, models: Sequence[str] | None = None) -> dict[str, tuple[str, ...]]:
+        """Per model with scores, the names of the metrics of its latest answers (what
+        :meth:`aggregate_frame` would hold), read without fetching any value."""
+        where, args = _filters(models, None, None)
+        sql = (
+            _LATEST_PREDICTIONS.format(columns=_LEAN_PREDICTION, where=where)
+            + " SELECT DISTINCT l.model, sc.metric FROM latest l JOIN scores sc ON sc.prediction_id = l.id"
+            " WHERE l.rank = 1 ORDER BY l.model, sc.metric"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        out: dict[str, list[str]] = {}
+        for model, metric in rows:
+            out.setdefault(model, []).append(metric)
+        return {model: tuple(names) for model, names in out.items()}
+
     def answer_status_frame(self, models: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows and order of :meth:`predictions_frame` with only :data:`ANSWER_STATUS_COLUMNS`
         (failure counts need no answer or prompt text)."""

@@ -28,18 +28,31 @@ class BreakdownView:
 
 
 def breakdown_view(
-    scores: pd.DataFrame, dataset: Dataset, models: Sequence[str], metric: str | None, mode: str = "all"
+    scores: pd.DataFrame,
+    dataset: Dataset,
+    models: Sequence[str],
+    metric: str | None,
+    mode: str = "all",
+    *,
+    totals: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> BreakdownView:
-    """Per model: task x pillar, ``metric`` per major category and per task, and every metric's mean."""
+    """Per model: task x pillar, ``metric`` per major category and per task, and every metric's mean.
+
+    ``totals``: the models' overall and per-task leaderboards for ``mode`` when the caller holds
+    them (combined from cached leaderboard parts); ``scores`` then needs only ``metric``'s stored
+    inputs (:func:`ecva_core.metrics.measures.stored_inputs`), for the per-category table."""
     import pandas as pd
 
     from ecva_core.metrics.aggregate import leaderboard
 
     chosen = scores[scores["model"].isin(list(models))]
     metric = metric or default_metric(chosen) or "anomeval"
-    by_task = leaderboard(chosen, by="task", variant=mode, n_boot=0)
+    if totals is None:
+        overall = leaderboard(chosen, variant=mode, n_boot=0)
+        by_task = leaderboard(chosen, by="task", variant=mode, n_boot=0)
+    else:
+        overall, by_task = totals
     by_cat = leaderboard(chosen, videos=videos_frame(dataset), by="category", variant=mode, n_boot=0)
-    overall = leaderboard(chosen, variant=mode, n_boot=0)
     pillar_cols = [c for c in (*PILLARS, "anomeval") if c in by_task and by_task[c].notna().any()]
     task_pillar = pd.DataFrame()
     if pillar_cols and not by_task.empty:

@@ -95,10 +95,11 @@ def compare_view(
         part = table[table["video_id"].isin(ids)]
         if not part.empty:
             by_cat.append(row(str(name), part))
-    columns = ["group", "questions", "a", "b", "diff", "low", "high", "significant"]
+    columns = {"group": str, "questions": int, "a": float, "b": float, "diff": float, "low": float, "high": float,
+               "significant": bool}  # fmt: skip
 
     def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-        out = pd.DataFrame(rows, columns=columns)
+        out = pd.DataFrame(rows, columns=list(columns)).astype(columns)  # the same dtypes with or without rows
         return out[out["questions"] > 0].reset_index(drop=True)
 
     questions = paired_question_diffs(pair, model_a, model_b, metric, mode)

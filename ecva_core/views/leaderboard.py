@@ -231,7 +231,7 @@ def leaderboard_from_parts(
         defaults += ["Partial AnomEval", "Pillars"]
     defaults += [c for c in table.columns if c.endswith(")") and "CI" not in c]
     if judged:
-        defaults += ["Basic", "Consistency", "Hallucination"]
+        defaults += [p.capitalize() for p in PILLARS]
     defaults += [m for m in (*COMPACT_TEXT_METRICS, "meteor") if m in table and m not in defaults]
     defaults += ["Coverage", "Failed answers", "Failed scores", "Protocol"]
     reading = str(overall["hallucination_reading"].iloc[0]) if "hallucination_reading" in overall else ABSTENTION

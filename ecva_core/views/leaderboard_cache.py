@@ -108,19 +108,38 @@ def leaderboard_parts(
     majors: tuple[int, ...],
     tasks: tuple[str, ...],
     hallucination: str = ABSTENTION,
+    models: Sequence[str] | None = None,
 ) -> list[LeaderboardPart]:
-    """Each model's part in model-name order: cached ones whose stamp still matches, the rest
-    read (lean columns) and aggregated again, then the file rewritten if anything changed."""
+    """Each model's part (of ``models`` only when given) in model-name order: cached ones whose
+    stamp still matches, the rest read (lean columns) and aggregated again, then the file
+    rewritten if anything changed (other models' fresh parts are kept in it)."""
     stamps = db.model_stamps()
     path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks, hallucination)
     cached = _read_parts(path)
     parts = {model: cached[model] for model, stamp in stamps.items() if cached.get(model, ("",))[0] == stamp}
-    changed = sorted(stamps.keys() - parts.keys())
+    wanted = set(stamps) if models is None else set(models) & set(stamps)
+    changed = sorted(wanted - parts.keys())
     for model in changed:
         parts[model] = (stamps[model], _compute(db, dataset, model, mode, majors, tasks, hallucination))
     if changed or parts.keys() != cached.keys():
         write_parts(path, parts)
-    return [parts[model][1] for model in sorted(parts)]
+    return [parts[model][1] for model in sorted(wanted)]
+
+
+def stored_metrics(db: ResultsDB, dataset: Dataset, cache_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Per model with scores, the metrics stored for it: from its cached first-render part while that
+    is fresh, else read from the database (names only), so listing models and measures after a write
+    aggregates nothing."""
+    stamps = db.model_stamps()
+    ((mode, majors, tasks),) = FIRST_RENDER_VIEWS
+    cached = _read_parts(parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks))
+    out: dict[str, tuple[str, ...]] = {}
+    for model, (stamp, part) in cached.items():
+        if stamps.get(model) == stamp:
+            out.update(part.metrics)
+    stale = [m for m in stamps if m not in cached or cached[m][0] != stamps[m]]
+    out.update(db.metrics_by_model(stale) if stale else {})
+    return dict(sorted(out.items()))
 
 
 def warm_model(
