@@ -6,8 +6,9 @@ restarting the app and nothing is recomputed while the database is unchanged. Th
 the parsed dataset are also kept on disk under ``cache_dir/explorer``, so a restarted app draws
 its first page without re-reading every score out of SQLite. The leaderboard is kept there per
 model (keyed on the model's change stamp), so after a write only the changed model is read again.
-The Breakdown and Compare pages list models and measures from those parts and read only the
-chosen models' scores (:func:`model_scores`).
+The Breakdown, Compare and question pages list models and measures from those parts (metric
+names from SQLite for a changed model) and read only what they show: the lean scores of the chosen
+models (:func:`lean_scores`), for the shown measure where the page shows one.
 """
 
 from __future__ import annotations
@@ -197,8 +198,8 @@ def model_scores(models: Sequence[str]) -> pd.DataFrame:
     """The stored scores of ``models`` only: the rows and order of :func:`scores` for them.
 
     Filtered from the full frame when this process already holds it, else read for these models
-    alone (kept on disk per model set until the database changes), so the Breakdown and Compare
-    pages do not read every model's scores after a write. Shared, never modified in place.
+    alone (kept on disk per model set until the database changes): the leaderboard page's "open
+    its questions" reads one model, not all. Shared, never modified in place.
     """
     return _model_scores(str(settings().db_path), version(), tuple(sorted(set(models))))
 
