@@ -18,7 +18,7 @@ Streamlit's own start-up (runtime and component discovery happen once per server
 - ``running_app_rerun_after_write_s``: in a running app (imports and other caches warm), the rerun
   right after the 20th model was deleted and scored again;
 - ``first_render_after_cli_scoring_s``: a second database whose 20 models were each written and
-  then warmed as ``score_submission`` does (``leaderboard_cache.warm_model``), with no explorer
+  then warmed as ``ecva score`` does after the write (``leaderboard_cache.warm_model``), with no explorer
   ever started on it: the cache folder holds only the warmed parts (the annotation file is parsed
   again); ``first_render_after_cli_scoring_dataset_cached_s`` the same with the parsed annotation
   file kept; ``cli_warm_per_model_s`` what the warm adds to each ``ecva score``.
@@ -384,7 +384,7 @@ def render_once() -> None:
 
 
 def _cli_scored(home: Path, dataset, cache: Path) -> tuple[dict, dict, list[float]]:
-    """20 models written one by one, each followed by the warm ``score_submission`` ends with; then
+    """20 models written one by one, each followed by the warm ``ecva score`` runs after the write; then
     first renders with only those parts cached (and again with the parsed annotation file too)."""
     from ecva_core.config import get_settings
     from ecva_core.results.db import ResultsDB
