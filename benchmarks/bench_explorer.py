@@ -226,13 +226,17 @@ def _previous_page_path() -> None:
     from ecva_core.views import questions
     from ecva_core.views.common import breakdown_metrics
 
-    state.scored_models = lambda: sorted(state.scores()["model"].unique())
-    state.score_measures = lambda: breakdown_metrics(state.scores())
-    state.model_scores = lambda models: state.scores()
-    state.lean_scores = lambda models, metrics=None, keep_failed=False: state.scores()
-    predictions = functools.cache(lambda: state.open_db().predictions_frame())  # read in the render, once
-    state.question_rows = lambda flt: questions.question_rows(state.dataset(), state.scores(), predictions(), flt)
-    state.question_answers = lambda vid, task: questions.question_answers(state.scores(), predictions(), vid, task)
+    # read in the render, once, and kept on disk as the previous explorer did
+    scores = functools.cache(lambda: state.persisted("scores", (), lambda: state.open_db().scores_frame()))
+    predictions = functools.cache(
+        lambda: state.persisted("predictions", (), lambda: state.open_db().predictions_frame())
+    )
+    state.scored_models = lambda: sorted(scores()["model"].unique())
+    state.score_measures = lambda: breakdown_metrics(scores())
+    state.model_scores = lambda models: scores()
+    state.lean_scores = lambda models, metrics=None, keep_failed=False: scores()
+    state.question_rows = lambda flt: questions.question_rows(state.dataset(), scores(), predictions(), flt)
+    state.question_answers = lambda vid, task: questions.question_answers(scores(), predictions(), vid, task)
 
 
 def render_page_once(page: str) -> None:

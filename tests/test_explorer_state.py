@@ -107,25 +107,6 @@ def test_pages_read_only_the_chosen_models_and_match_the_full_frame(
         _assert_same_compare(view, compare_view(full, ds, models[0], models[2], metric=metric, mode=mode))
 
 
-def test_a_full_frame_in_memory_is_filtered_not_read_again(
-    scored_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ecva_apps.explorer import state
-
-    _clear(state)
-    models = state.scored_models()
-    from_db = state.model_scores(models[1:])
-    state._model_scores.clear()
-    full = state.scores()
-    reads = _forbid_full_read(monkeypatch)
-    filtered = state.model_scores(reversed(models[1:]))
-    assert reads == []
-    pd.testing.assert_frame_equal(filtered, from_db)
-    assert set(filtered["model"]) == set(models[1:]) and len(filtered) < len(full)
-    state._catalog.clear()
-    assert state.scored_models() == models and reads == []
-
-
 def test_question_explorer_reads_only_the_measure_it_shows_and_matches_the_full_frames(
     scored_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,9 +116,8 @@ def test_question_explorer_reads_only_the_measure_it_shows_and_matches_the_full_
 
     _clear(state)
     for cached in (state._answer_status, state._model_predictions, state._question_rows,
-                   state._question_answers, state._scores):  # fmt: skip
+                   state._question_answers):  # fmt: skip
         cached.clear()
-    state._full_scores.clear()
     db = state.open_db()
     models = state.scored_models()
     filters = [

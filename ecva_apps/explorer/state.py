@@ -141,46 +141,15 @@ def persisted(name: str, params: object, compute: Callable[[], T]) -> T:
     return value
 
 
-# The full scores frame last read in this process, by (database path, version): pages that need only
-# some models filter it when it is there instead of reading those models again.
-_full_scores: list[tuple[tuple[str, int], pd.DataFrame]] = []
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _scores(db_path: str, data_version: int) -> pd.DataFrame:
-    frame = persisted("scores", (), lambda: open_db().scores_frame())
-    _full_scores[:] = [((db_path, data_version), frame)]
-    return frame
-
-
-def _held_scores(db_path: str, data_version: int) -> pd.DataFrame | None:
-    held = list(_full_scores)
-    return held[0][1] if held and held[0][0] == (db_path, data_version) else None
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _model_scores(db_path: str, data_version: int, models: tuple[str, ...]) -> pd.DataFrame:
-    full = _held_scores(db_path, data_version)
-    if full is not None:
-        return full[full["model"].isin(models)].reset_index(drop=True)
     return persisted("model-scores", models, lambda: open_db().scores_frame(models=list(models)))
-
-
-def scores() -> pd.DataFrame:
-    """Every stored score (cached until the database changes; shared, never modified in place)."""
-    return _scores(str(settings().db_path), version())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _lean_scores(
     db_path: str, data_version: int, models: tuple[str, ...], metrics: tuple[str, ...] | None, keep_failed: bool
 ) -> pd.DataFrame:
-    full = _held_scores(db_path, data_version)
-    if full is not None:
-        keep = full["model"].isin(models)
-        if metrics is not None:
-            keep &= full["metric"].isin(metrics) | ((full["status"] == "failed") & keep_failed)
-        return full.loc[keep].reset_index(drop=True)
     return persisted(
         "lean-scores", (models, metrics, keep_failed), lambda: open_db().aggregate_frame(models, metrics, keep_failed)
     )
@@ -188,19 +157,16 @@ def _lean_scores(
 
 def lean_scores(models: Sequence[str], metrics: Sequence[str] | None = None, keep_failed: bool = False) -> pd.DataFrame:
     """What a view of ``models`` aggregates (``ResultsDB.aggregate_frame``: no text columns), only
-    ``metrics`` when given (and every failed score with ``keep_failed``); filtered from the full
-    frame when this process holds it, else read for these alone. Shared, never modified in place."""
+    ``metrics`` when given (and every failed score with ``keep_failed``); kept on disk per request
+    until the database changes. Shared, never modified in place."""
     chosen = tuple(sorted(set(models)))
     return _lean_scores(str(settings().db_path), version(), chosen, tuple(metrics) if metrics else None, keep_failed)
 
 
 def model_scores(models: Sequence[str]) -> pd.DataFrame:
-    """The stored scores of ``models`` only: the rows and order of :func:`scores` for them.
-
-    Filtered from the full frame when this process already holds it, else read for these models
-    alone (kept on disk per model set until the database changes): the leaderboard page's "open
-    its questions" reads one model, not all. Shared, never modified in place.
-    """
+    """The stored scores (every column) of ``models`` only, kept on disk per model set until the
+    database changes: the leaderboard page's "open its questions" reads one model, not all.
+    Shared, never modified in place."""
     return _model_scores(str(settings().db_path), version(), tuple(sorted(set(models))))
 
 
@@ -211,11 +177,7 @@ def _catalog(key: tuple[str, int, str]) -> tuple[list[str], list[str]]:
     from ecva_core.views.common import breakdown_metrics
     from ecva_core.views.leaderboard_cache import stored_metrics
 
-    full = _held_scores(key[0], key[1])
-    if full is not None:
-        per_model = {str(m): set(g.dropna()) for m, g in full.groupby("model")["metric"]}
-    else:
-        per_model = {m: set(names) for m, names in stored_metrics(open_db(), dataset(), settings().cache_dir).items()}
+    per_model = {m: set(names) for m, names in stored_metrics(open_db(), dataset(), settings().cache_dir).items()}
     present = sorted(set().union(*per_model.values()))
     return sorted(per_model), breakdown_metrics(pd.DataFrame({"metric": present}, dtype=object))
 
