@@ -78,7 +78,9 @@ def videos_frame(dataset: Dataset) -> pd.DataFrame:
     ]
 
 
-def _restrict(scores: pd.DataFrame, dataset: Dataset, majors: Sequence[int], tasks: Sequence[str]) -> pd.DataFrame:
+def restrict_scores(
+    scores: pd.DataFrame, dataset: Dataset, majors: Sequence[int], tasks: Sequence[str]
+) -> pd.DataFrame:
     """Scores of the chosen tasks and of videos in the chosen major categories (empty choice = all)."""
     out = scores
     if tasks:
@@ -89,7 +91,8 @@ def _restrict(scores: pd.DataFrame, dataset: Dataset, majors: Sequence[int], tas
     return out
 
 
-def _restrict_items(dataset: Dataset, majors: Sequence[int], tasks: Sequence[str]) -> list:
+def restrict_items(dataset: Dataset, majors: Sequence[int], tasks: Sequence[str]) -> list:
+    """The scored questions of the chosen tasks and major categories (empty choice = all)."""
     items = dataset.qa_items(SCORED_TASKS)
     if tasks:
         items = [i for i in items if i.task.value in tasks]

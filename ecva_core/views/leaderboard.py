@@ -22,7 +22,7 @@ from ecva_core.metrics.measures import (
 from ecva_core.metrics.protocol import ABSTENTION, READING_LABELS, check_reading, protocol_of
 from ecva_core.results.scoring import NO_JUDGE
 from ecva_core.schema import SCORED_TASKS
-from ecva_core.views.common import _restrict, _restrict_items, normal_answers
+from ecva_core.views.common import normal_answers, restrict_items, restrict_scores
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,7 +109,7 @@ def leaderboard_part(
 
     from ecva_core.metrics.aggregate import leaderboard
 
-    scoped = _restrict(scores, dataset, majors, tasks)
+    scoped = restrict_scores(scores, dataset, majors, tasks)
     if scoped.empty:
         return LeaderboardPart(pd.DataFrame(columns=["model"]), pd.DataFrame(columns=["model", "task"]), {}, {}, 0)
     overall = leaderboard(scoped, variant=mode, hallucination=hallucination)
@@ -209,7 +209,7 @@ def leaderboard_from_parts(
     for metric in dict.fromkeys(metric_cols):
         table[metric] = overall[metric]
         table[f"{metric} 95% CI"] = ci(overall, metric)
-    expected = len(_restrict_items(dataset, majors, tasks))
+    expected = len(restrict_items(dataset, majors, tasks))
     table["Questions"] = [int(answered.get(m, 0)) for m in table["model"]]
     table["Coverage"] = (table["Questions"] / expected).round(3) if expected else float("nan")
     table["Failed answers"] = [int(failed_answers.get(m, 0)) for m in table["model"]]
@@ -271,7 +271,7 @@ def _failed_answers(
 ) -> list[int]:
     if predictions is None or predictions.empty:
         return [0] * len(models)
-    preds = _restrict(normal_answers(predictions), dataset, majors, tasks)
+    preds = restrict_scores(normal_answers(predictions), dataset, majors, tasks)
     failed = preds[preds["status"] != "ok"].groupby("model").size()
     return [int(failed.get(m, 0)) for m in models]
 
