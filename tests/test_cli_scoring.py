@@ -121,9 +121,9 @@ def test_results_import_warms_the_explorer_leaderboard_part(
     built from those parts equals the one computed from every score and answer."""
     from ecva_core.config import get_settings
     from ecva_core.dataset import load_dataset
-    from ecva_core.results import leaderboard_cache
     from ecva_core.results.db import ResultsDB
-    from ecva_core.results.queries import leaderboard_from_parts, leaderboard_view
+    from ecva_core.views import leaderboard_cache
+    from ecva_core.views.leaderboard import leaderboard_from_parts, leaderboard_view
 
     export = str(_export(tiny, tmp_path))
     for name in ("good", "copy"):
@@ -148,8 +148,8 @@ def test_results_import_succeeds_when_the_warm_fails(
     from click.testing import CliRunner
 
     from ecva_core.cli.main import cli
-    from ecva_core.results import leaderboard_cache
     from ecva_core.results.db import ResultsDB
+    from ecva_core.views import leaderboard_cache
 
     export = str(_export(tiny, tmp_path))
 

@@ -326,7 +326,7 @@ def test_leaderboard_parts_are_cached_per_model_and_recomputed_only_when_it_chan
     as one pass over every score and answer."""
     from ecva_apps.explorer import state
     from ecva_core.results.db import ResultsDB, ScoreRow
-    from ecva_core.results.queries import leaderboard_from_parts, leaderboard_view
+    from ecva_core.views.leaderboard import leaderboard_from_parts, leaderboard_view
 
     reads: list[tuple[str, ...]] = []
     lean = ResultsDB.aggregate_frame
@@ -378,9 +378,10 @@ def test_models_scored_before_the_explorer_starts_are_not_aggregated_again(
 ) -> None:
     """`ecva score` leaves each model's leaderboard part on disk, so the first render reads none again."""
     from ecva_core.dataset import load_dataset
-    from ecva_core.results import queries
     from ecva_core.results.db import ResultsDB, ScoreRow
     from ecva_core.results.scoring import score_submission
+    from ecva_core.views import leaderboard as views_leaderboard
+    from ecva_core.views import warm_after_write
 
     demo, _ = scored_demo
     db = ResultsDB(isolated_home / "results.db")
@@ -389,14 +390,15 @@ def test_models_scored_before_the_explorer_starts_are_not_aggregated_again(
     ds = load_dataset(demo)
     for path in sorted((demo / "submissions").glob("*.json")):
         score_submission(path, path.stem, ds, db, metrics=["bleu1", "rougeL"])
+        warm_after_write(db, ds, path.stem)  # what `ecva score` does after the write
     computed: list[tuple[str, ...]] = []
-    part = queries.leaderboard_part
+    part = views_leaderboard.leaderboard_part
 
     def counted(scores, *args, **kwargs):
         computed.append(tuple(scores["model"].unique()))
         return part(scores, *args, **kwargs)
 
-    monkeypatch.setattr(queries, "leaderboard_part", counted)
+    monkeypatch.setattr(views_leaderboard, "leaderboard_part", counted)
     at = _app()
     assert not at.exception and not _errors(at)
     assert sorted(_table(at)["model"]) == _models(demo) and computed == []

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecva_core.results.queries import compare_view, filter_leaderboard, leaderboard_from_parts, leaderboard_part
+from ecva_core.views.compare import compare_view
+from ecva_core.views.leaderboard import filter_leaderboard, leaderboard_from_parts, leaderboard_part
 from tests.submissions.tiny import load_tiny
 
 TASKS = ("Description", "Cause", "Result")

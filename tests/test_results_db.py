@@ -484,3 +484,25 @@ def test_version_3_database_migrates_to_model_stamps_losing_nothing(tmp_path: Pa
     assert after["m"] == stamps["m"] and after["n"] != stamps["n"]
     db.delete_model("m")
     assert set(db.model_stamps()) == {"n"}
+
+
+def test_lean_reads_keep_only_the_asked_metrics_questions_and_names(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "r.db")
+    _add(db, "a", "ka")
+    _add(db, "b", "kb")
+    for sub in db.submissions():
+        preds = db.stored_predictions(sub["id"])
+        db.write_scores([ScoreRow(p.id, "bleu1", 0.5, "ok") for p in preds])
+        db.write_scores([ScoreRow(preds[0].id, "judge_logic", None, "failed", "timeout")])
+        db.write_scores([ScoreRow(p.id, "semantic", 0.7, "ok") for p in preds[1:]])
+    full = db.aggregate_frame()
+    only = db.aggregate_frame(["a"], ["semantic"])
+    assert set(only["metric"]) == {"semantic"} and set(only["model"]) == {"a"} and len(only) == 2
+    with_failed = db.aggregate_frame(None, ["semantic"], keep_failed=True)
+    expected = full[(full["metric"] == "semantic") | (full["status"] == "failed")].reset_index(drop=True)
+    assert with_failed.equals(expected) and (with_failed["metric"] == "judge_logic").sum() == 2
+    assert db.metrics_by_model() == {m: ("bleu1", "judge_logic", "semantic") for m in ("a", "b")}
+    assert db.metrics_by_model(["b"]).keys() == {"b"}
+    one = db.scores_frame(question=("2", "Cause"))
+    assert set(one["video_id"]) == {"2"} and set(one["model"]) == {"a", "b"} and len(one) == 4
+    assert set(db.predictions_frame(question=("1", "Cause"))["video_id"]) == {"1"}

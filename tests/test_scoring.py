@@ -19,6 +19,7 @@ from ecva_core.errors import ConfigError
 from ecva_core.results import scoring
 from ecva_core.results.db import ResultsDB
 from ecva_core.results.scoring import score_submission
+from ecva_core.views.leaderboard import leaderboard_rows
 from tests.official_checkout import FAKE_PROMPTS, write_official_checkout
 from tests.openai_stub import OpenAIStub, Reply
 from tests.submissions.tiny import answer_rows, load_tiny, write_tiny_annotations
@@ -242,7 +243,7 @@ def test_switching_the_judge_model_rejudges_only_the_judge_pillars(dataset, tmp_
         )
         assert set(judged_b.loc[judged_b["status"].eq("ok") & judged_b["metric"].eq("judge_logic"), "value"]) == {0.0}
         assert second["overall"]["judge_logic"] < first["overall"]["judge_logic"]
-        board = scoring.leaderboard_rows(db, by="model")
+        board = leaderboard_rows(db, by="model")
         assert board["rows"][0]["judge_logic"] == pytest.approx(second["overall"]["judge_logic"])
         only_a = db.scores_frame(judge_model="judge-a")
         assert only_a.equals(frame_a)  # judge A's verdicts are all still there
@@ -286,31 +287,47 @@ def test_judge_scores_stored_without_their_judge_are_rejudged_from_the_cache(dat
     assert db.scores_frame().equals(frame)
 
 
-def test_scoring_warms_the_explorer_leaderboard_part_of_the_model(dataset, tmp_path: Path) -> None:
-    from ecva_core.results.leaderboard_cache import FIRST_RENDER_VIEWS, leaderboard_parts, parts_path
-    from ecva_core.results.queries import leaderboard_part
+def test_scoring_writes_no_view_cache_and_ecva_score_warms_the_models_leaderboard_part(
+    dataset, tmp_path: Path
+) -> None:
+    """The write path knows no views; the command that writes warms the explorer's part after it."""
+    from click.testing import CliRunner
+
+    from ecva_core.cli.main import cli
+    from ecva_core.views.leaderboard import leaderboard_part
+    from ecva_core.views.leaderboard_cache import FIRST_RENDER_VIEWS, leaderboard_parts, parts_path
 
     db = ResultsDB(tmp_path / "r.db")
-    score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST)
+    score_submission(_submission(tmp_path), "quiet", dataset, db, metrics=FAST)
     cache_dir = get_settings().cache_dir
     ((mode, majors, tasks),) = FIRST_RENDER_VIEWS
     path = parts_path(cache_dir, db, dataset.fingerprint, mode, majors, tasks)
+    assert not path.exists()
+    args = ["score", str(_submission(tmp_path)), "--model", "good", "--data", str(dataset.annotation_file),
+            "--db", str(db.path), "--json", *(f"--metric={m}" for m in FAST)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
     stored = {m: stamp for m, (stamp, _) in pickle.loads(path.read_bytes()).items()}
-    assert stored == db.model_stamps()
-    expected = leaderboard_part(db.aggregate_frame(), dataset, mode, majors, tasks, db.answer_status_frame())
-    (part,) = leaderboard_parts(db, dataset, cache_dir, mode, majors, tasks)
-    assert part.overall.equals(expected.overall) and part.by_task.equals(expected.by_task)
+    assert stored == {"good": db.model_stamps()["good"]}  # only the model just written is warmed
+    expected = leaderboard_part(db.aggregate_frame(["good"]), dataset, mode, majors, tasks,
+                                db.answer_status_frame(["good"]))  # fmt: skip
+    parts = leaderboard_parts(db, dataset, cache_dir, mode, majors, tasks)
+    good = next(p for p in parts if "good" in p.answered)
+    assert good.overall.equals(expected.overall) and good.by_task.equals(expected.by_task)
 
 
-def test_a_cache_that_cannot_be_written_does_not_fail_scoring(
+def test_a_cache_that_cannot_be_written_costs_only_the_warm(
     dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from ecva_core.views import warm_after_write
+
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache folder should be", encoding="utf-8")
     monkeypatch.setenv("ECVA_CACHE_DIR", str(blocker))
     db = ResultsDB(tmp_path / "r.db")
     summary = score_submission(_submission(tmp_path), "good", dataset, db, metrics=FAST)
     assert summary["overall"]["rougeL"] > 0.8 and db.model_stamps().keys() == {"good"}
+    assert warm_after_write(db, dataset, "good") == 0
     assert "could not cache the leaderboard part of 'good'" in caplog.text
 
 
@@ -350,7 +367,7 @@ def test_official_protocol_is_a_stored_fact_of_each_score(dataset, tmp_path: Pat
     assert {b["messages"][0]["content"] for b in official_sent} == set(FAKE_PROMPTS.values())
     assert {"bleu_official", "rougeL_official"} <= set(frame["metric"])
     assert official["overall"]["bleu_official"] is not None and official["overall"]["anomeval"] is not None
-    board = scoring.leaderboard_rows(db)
+    board = leaderboard_rows(db)
     assert board["protocols"] == {"m": "default+official"}  # the pair judge has no official counterpart
     old = db.scores_frame(judge_model=get_settings().judge_model)
     assert set(old.loc[old["metric"] == "judge_logic", "prompt_version"]) == {"logic-v1"}  # ours kept

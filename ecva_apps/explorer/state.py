@@ -6,8 +6,9 @@ restarting the app and nothing is recomputed while the database is unchanged. Th
 the parsed dataset are also kept on disk under ``cache_dir/explorer``, so a restarted app draws
 its first page without re-reading every score out of SQLite. The leaderboard is kept there per
 model (keyed on the model's change stamp), so after a write only the changed model is read again.
-The Breakdown and Compare pages list models and measures from those parts and read only the
-chosen models' scores (:func:`model_scores`).
+The Breakdown, Compare and question pages list models and measures from those parts (metric
+names from SQLite for a changed model) and read only what they show: the lean scores of the chosen
+models (:func:`lean_scores`), for the shown measure where the page shows one.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ecva_core.dataset import Dataset
-    from ecva_core.results import queries
     from ecva_core.results.db import ResultsDB
+    from ecva_core.views.breakdown import BreakdownView
+    from ecva_core.views.compare import CompareView
+    from ecva_core.views.leaderboard import LeaderboardPart, LeaderboardView
+    from ecva_core.views.questions import QuestionFilter
 
 log = logging.getLogger("ecva.explorer")
 T = TypeVar("T")
@@ -115,48 +119,32 @@ def persisted(name: str, params: object, compute: Callable[[], T]) -> T:
     return value
 
 
-# The full scores frame last read in this process, by (database path, version): pages that need only
-# some models filter it when it is there instead of reading those models again.
-_full_scores: list[tuple[tuple[str, int], pd.DataFrame]] = []
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _scores(db_path: str, data_version: int) -> pd.DataFrame:
-    frame = persisted("scores", (), lambda: open_db().scores_frame())
-    _full_scores[:] = [((db_path, data_version), frame)]
-    return frame
-
-
-def _held_scores(db_path: str, data_version: int) -> pd.DataFrame | None:
-    held = list(_full_scores)
-    return held[0][1] if held and held[0][0] == (db_path, data_version) else None
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _model_scores(db_path: str, data_version: int, models: tuple[str, ...]) -> pd.DataFrame:
-    full = _held_scores(db_path, data_version)
-    if full is not None:
-        return full[full["model"].isin(models)].reset_index(drop=True)
     return persisted("model-scores", models, lambda: open_db().scores_frame(models=list(models)))
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _predictions(db_path: str, data_version: int) -> pd.DataFrame:
-    return persisted("predictions", (), lambda: open_db().predictions_frame())
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _lean_scores(
+    db_path: str, data_version: int, models: tuple[str, ...], metrics: tuple[str, ...] | None, keep_failed: bool
+) -> pd.DataFrame:
+    return persisted(
+        "lean-scores", (models, metrics, keep_failed), lambda: open_db().aggregate_frame(models, metrics, keep_failed)
+    )
 
 
-def scores() -> pd.DataFrame:
-    """Every stored score (cached until the database changes; shared, never modified in place)."""
-    return _scores(str(settings().db_path), version())
+def lean_scores(models: Sequence[str], metrics: Sequence[str] | None = None, keep_failed: bool = False) -> pd.DataFrame:
+    """What a view of ``models`` aggregates (``ResultsDB.aggregate_frame``: no text columns), only
+    ``metrics`` when given (and every failed score with ``keep_failed``); kept on disk per request
+    until the database changes. Shared, never modified in place."""
+    chosen = tuple(sorted(set(models)))
+    return _lean_scores(str(settings().db_path), version(), chosen, tuple(metrics) if metrics else None, keep_failed)
 
 
 def model_scores(models: Sequence[str]) -> pd.DataFrame:
-    """The stored scores of ``models`` only: the rows and order of :func:`scores` for them.
-
-    Filtered from the full frame when this process already holds it, else read for these models
-    alone (kept on disk per model set until the database changes), so the Breakdown and Compare
-    pages do not read every model's scores after a write. Shared, never modified in place.
-    """
+    """The stored scores (every column) of ``models`` only, kept on disk per model set until the
+    database changes: the leaderboard page's "open its questions" reads one model, not all.
+    Shared, never modified in place."""
     return _model_scores(str(settings().db_path), version(), tuple(sorted(set(models))))
 
 
@@ -164,32 +152,24 @@ def model_scores(models: Sequence[str]) -> pd.DataFrame:
 def _catalog(key: tuple[str, int, str]) -> tuple[list[str], list[str]]:
     import pandas as pd
 
-    from ecva_core.results.queries import breakdown_metrics
+    from ecva_core.views.common import breakdown_metrics
+    from ecva_core.views.leaderboard_cache import stored_metrics
 
-    full = _held_scores(key[0], key[1])
-    if full is not None:
-        per_model = {str(m): set(g.dropna()) for m, g in full.groupby("model")["metric"]}
-    else:
-        parts = leaderboard_parts(key[2], "all", (), ())
-        per_model = {m: set(names) for part in parts for m, names in part.metrics.items()}
+    per_model = {m: set(names) for m, names in stored_metrics(open_db(), dataset(), settings().cache_dir).items()}
     present = sorted(set().union(*per_model.values()))
     return sorted(per_model), breakdown_metrics(pd.DataFrame({"metric": present}, dtype=object))
 
 
 def scored_models() -> list[str]:
     """Models with at least one stored score, by name (from the per-model leaderboard parts when
-    the full frame is not in memory, so listing them reads no scores)."""
+    the full frame is not in memory, and metric names from the database for models whose part is
+    stale, so listing them reads and aggregates no scores)."""
     return list(_catalog(_key())[0])
 
 
 def score_measures() -> list[str]:
-    """The measures the Breakdown and Compare pages offer: ``queries.breakdown_metrics`` of every score."""
+    """The measures the Breakdown and Compare pages offer: ``views.common.breakdown_metrics`` of every score."""
     return list(_catalog(_key())[1])
-
-
-def predictions() -> pd.DataFrame:
-    """Every stored prediction (cached until the database changes; shared, never modified in place)."""
-    return _predictions(str(settings().db_path), version())
 
 
 @st.cache_resource(show_spinner=False)
@@ -210,26 +190,32 @@ def _key() -> tuple[str, int, str]:
 
 
 def leaderboard_parts(
-    fingerprint: str, mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str = ABSTENTION
-) -> list[queries.LeaderboardPart]:
+    fingerprint: str,
+    mode: str,
+    majors: tuple[int, ...],
+    tasks: tuple[str, ...],
+    hallucination: str = ABSTENTION,
+    models: Sequence[str] | None = None,
+) -> list[LeaderboardPart]:
     """Each model's leaderboard part, kept on disk per model until that model changes.
 
     A write (a newly scored model, a new judge run) changes only the stamps of the models it
     touched, so only those are read from SQLite (lean columns, no text) and aggregated again; the
     other models' parts come from ``cache_dir/explorer`` (``ecva score`` warms the part of the
     model it scored there). Parts are in model-name order; ``fingerprint`` is the explorer's
-    dataset's (it keys the in-memory cache of the caller and the file).
+    dataset's (it keys the in-memory cache of the caller and the file); ``models`` restricts the
+    parts read or computed to those models.
     """
-    from ecva_core.results.leaderboard_cache import leaderboard_parts as cached_parts
+    from ecva_core.views.leaderboard_cache import leaderboard_parts as cached_parts
 
-    return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks, hallucination)
+    return cached_parts(open_db(), dataset(), settings().cache_dir, mode, majors, tasks, hallucination, models)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _leaderboard(
     key: tuple[str, int, str], mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str
 ):
-    from ecva_core.results.queries import leaderboard_from_parts
+    from ecva_core.views.leaderboard import leaderboard_from_parts
 
     parts = leaderboard_parts(key[2], mode, majors, tasks, hallucination)
     return leaderboard_from_parts(parts, dataset(), mode, majors, tasks)
@@ -237,38 +223,47 @@ def _leaderboard(
 
 def leaderboard(
     mode: str, majors: tuple[int, ...], tasks: tuple[str, ...], hallucination: str = ABSTENTION
-) -> queries.LeaderboardView:
+) -> LeaderboardView:
     """The leaderboard view for these filters and hallucination reading (cached until the database changes)."""
     return _leaderboard(_key(), mode, majors, tasks, hallucination)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _breakdown(key: tuple[str, int, str], models: tuple[str, ...], metric: str, mode: str):
-    from ecva_core.results.queries import breakdown_view
+    from ecva_core.metrics.aggregate import combine_leaderboards
+    from ecva_core.metrics.measures import stored_inputs
+    from ecva_core.views.breakdown import breakdown_view
 
-    return breakdown_view(model_scores(models), dataset(), models=models, metric=metric, mode=mode)
+    if mode != "all" or not metric:  # no cached parts for this mode: aggregate the models' lean scores
+        return breakdown_view(lean_scores(models), dataset(), models=models, metric=metric, mode=mode)
+    parts = leaderboard_parts(key[2], mode, (), (), models=models)
+    totals = combine_leaderboards([p.overall for p in parts]), combine_leaderboards([p.by_task for p in parts], "task")
+    scores = lean_scores(models, stored_inputs(metric))
+    return breakdown_view(scores, dataset(), models=models, metric=metric, mode=mode, totals=totals)
 
 
-def breakdown(models: tuple[str, ...], metric: str, mode: str) -> queries.BreakdownView:
+def breakdown(models: tuple[str, ...], metric: str, mode: str) -> BreakdownView:
     """The breakdown tables for these models (cached until the database changes)."""
     return _breakdown(_key(), models, metric, mode)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _compare(key: tuple[str, int, str], a: str, b: str, metric: str, mode: str, hallucination: str):
-    from ecva_core.results.queries import compare_view
+    from ecva_core.metrics.measures import stored_inputs
+    from ecva_core.views.compare import compare_view
 
-    return compare_view(model_scores((a, b)), dataset(), a, b, metric=metric, mode=mode, hallucination=hallucination)
+    scores = lean_scores((a, b), stored_inputs(metric) if metric else None)
+    return compare_view(scores, dataset(), a, b, metric=metric, mode=mode, hallucination=hallucination)
 
 
-def compare(a: str, b: str, metric: str, mode: str, hallucination: str = ABSTENTION) -> queries.CompareView:
+def compare(a: str, b: str, metric: str, mode: str, hallucination: str = ABSTENTION) -> CompareView:
     """The paired comparison of two models (cached until the database changes)."""
     return _compare(_key(), a, b, metric, mode, hallucination)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _durations(fingerprint: str, data: str | None):
-    from ecva_core.results.queries import durations_frame
+    from ecva_core.views.dataset import durations_frame
 
     return durations_frame(dataset())
 
@@ -279,13 +274,51 @@ def durations() -> pd.DataFrame:
     return _durations(dataset().fingerprint, str(s.data) if s.data else None)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _answer_status(db_path: str, data_version: int, models: tuple[str, ...]) -> pd.DataFrame:
+    return persisted("answer-status", models, lambda: open_db().answer_status_frame(models))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _model_predictions(db_path: str, data_version: int, models: tuple[str, ...]) -> pd.DataFrame:
+    return persisted("model-predictions", models, lambda: open_db().predictions_frame(models))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def _question_rows(key: tuple[str, int, str], flt_repr: str, _flt: queries.QuestionFilter) -> pd.DataFrame:
-    from ecva_core.results.queries import question_rows
+def _question_rows(key: tuple[str, int, str], flt_repr: str, _flt: QuestionFilter) -> pd.DataFrame:
+    import dataclasses
 
-    return question_rows(dataset(), scores(), predictions(), _flt)
+    from ecva_core.metrics.measures import stored_inputs
+    from ecva_core.views.questions import question_rows
+
+    models = _flt.models or tuple(scored_models())
+    metric = _flt.metric or next(iter(score_measures()), None)
+    where = (key[0], key[1])
+    chosen = tuple(sorted(models))
+    lean = _lean_scores(*where, chosen, stored_inputs(metric) if metric else (), True)
+    answers = (_model_predictions if _flt.search.strip() else _answer_status)(*where, chosen)
+    return question_rows(dataset(), lean, answers, dataclasses.replace(_flt, models=models, metric=metric))
 
 
-def question_rows(flt: queries.QuestionFilter) -> pd.DataFrame:
-    """The question explorer's filtered table (cached per filter until the database changes)."""
+def question_rows(flt: QuestionFilter) -> pd.DataFrame:
+    """The question explorer's filtered table (cached per filter until the database changes).
+
+    Reads only what the table shows: the lean scores of the chosen models (all by default) for the
+    chosen measure's stored inputs and their failed scores, and the answers' status (their text
+    only when searching in answers)."""
     return _question_rows(_key(), repr(flt), flt)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _question_answers(key: tuple[str, int, str], video_id: str, task: str) -> list[dict]:
+    from ecva_core.views.questions import question_answers
+
+    db = open_db()
+    question = (video_id, task)
+    scores = db.scores_frame(question=question)
+    return question_answers(scores, db.predictions_frame(question=question), video_id, task)
+
+
+def question_answers(video_id: str, task: str) -> list[dict]:
+    """Every model's answer to one question with its scores (read for that question alone)."""
+    return _question_answers(_key(), video_id, task)

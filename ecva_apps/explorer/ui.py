@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 import streamlit as st
 
 from ecva_core.errors import EcvaError
-from ecva_core.results.queries import highlight_spans
+from ecva_core.views.phrases import highlight_spans
 
 log = logging.getLogger("ecva.explorer")
 

@@ -250,10 +250,13 @@ def _score(
     unknown = [m for m in metrics or () if m not in TEXT_METRICS]
     if unknown:
         raise click.BadParameter(f"unknown text metric(s) {', '.join(unknown)}", param_hint="--metric")
+    from ecva_core.views import warm_after_write
+
+    db = _open_db(db_path)
     with _Bar() as bar:
-        return score_submission(
-            out, model, dataset, _open_db(db_path), judge=judge, progress=bar, metrics=metrics, notify=log
-        )
+        summary = score_submission(out, model, dataset, db, judge=judge, progress=bar, metrics=metrics, notify=log)
+    warm_after_write(db, dataset, model)  # the explorer's first render after this run reads no model again
+    return summary
 
 
 def _print(payload: dict[str, Any]) -> None:

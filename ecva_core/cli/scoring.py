@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from ecva_core.cli.options import common, data_option, db_option, emit_json, json_option, log
+from ecva_core.metrics.measures import COMPACT_TEXT_METRICS, NORMAL_JUDGE_METRICS, PILLARS
 from ecva_core.metrics.protocol import DEFAULT, HALLUCINATION_READINGS, PROTOCOLS, READING_LABELS
+from ecva_core.schema import KEYFRAMES_REMOVED_PROBE, SCORED_TASKS
 
-JUDGE_ROWS = ("anomeval", "judge_consistency", "judge_logic", "judge_keyphrase")
-SCORED = ("Description", "Cause", "Result")
+JUDGE_ROWS = ("anomeval", *NORMAL_JUDGE_METRICS)  # shown with the judge's status when it did not run
+SCORED = tuple(t.value for t in SCORED_TASKS)
 LEADERBOARD_WIDTH = 120  # the default leaderboard fits a terminal this wide
-COMPACT_METRICS = ("semantic", "rougeL", "bleu4")  # shown as plain means beside AnomEval
-PILLAR_LETTERS = {"basic": "B", "consistency": "C", "hallucination": "H"}
+PILLAR_LETTERS = {p: p[0].upper() for p in PILLARS}
 PROTOCOL_NOTE = (
     "Protocol: bleu*/rouge* are this tool's (expert answer as reference, normalised tokens); bleu_official/"
     "rougeL_official reproduce the official script; the protocol column names who made each model's judge scores."
@@ -93,8 +94,8 @@ class _Bar:
     "--probe",
     default=None,
     is_flag=False,
-    flag_value="no_keyframes",
-    help="Mark every answer as a probe answer (given with key frames removed); default no_keyframes.",
+    flag_value=KEYFRAMES_REMOVED_PROBE,
+    help=f"Mark every answer as a probe answer (given with key frames removed); default {KEYFRAMES_REMOVED_PROBE}.",
 )
 @click.option(
     "--judge/--no-judge",
@@ -166,6 +167,9 @@ def score(
         except SubmissionError:
             bar.progress.stop()
             raise
+    from ecva_core.views import warm_after_write
+
+    warm_after_write(db, dataset, model)
     if as_json:
         emit_json(summary)
         return
@@ -263,7 +267,7 @@ def leaderboard(
     as_json: bool,
 ) -> None:
     """Models ranked by AnomEval (complete: all three pillars), else the semantic score, with 95% CIs."""
-    from ecva_core.results.scoring import leaderboard_rows
+    from ecva_core.views.leaderboard import leaderboard_rows
 
     payload = leaderboard_rows(
         _open_db(db_path),
@@ -319,7 +323,7 @@ def leaderboard_table(payload: dict[str, Any], extra: list[str]) -> tuple[list[s
     rows_in = payload["rows"]
     keys = {"model": [], "task": ["task"], "category": ["category_name"]}[payload["by"]]
     judged = any(r.get("anomeval") is not None or r.get("anomeval_partial") is not None for r in rows_in)
-    compact = [m for m in COMPACT_METRICS if any(r.get(m) is not None for r in rows_in) and m not in extra]
+    compact = [m for m in COMPACT_TEXT_METRICS if any(r.get(m) is not None for r in rows_in) and m not in extra]
     header = ["#", "model", *keys]
     if judged:
         header += ["AnomEval [95% CI]", "partial (pillars)"]
@@ -371,7 +375,7 @@ def compare(
     model_a: str, model_b: str, metrics: tuple[str, ...], hallucination: str, db_path: Path | None, as_json: bool
 ) -> None:
     """Paired comparison of MODEL_A and MODEL_B on the questions both answered (A - B with a 95% CI)."""
-    from ecva_core.results.scoring import compare_models
+    from ecva_core.views.compare import compare_models
 
     payload = compare_models(
         _open_db(db_path), model_a, model_b, metrics=list(metrics) or None, hallucination=hallucination
@@ -447,8 +451,11 @@ def import_cmd(file: Path, model: str | None, data_path: Path | None, db_path: P
 
     from ecva_core.dataset import load_dataset
     from ecva_core.results.export import import_results
+    from ecva_core.views import warm_after_write
 
-    counts = import_results(_open_db(db_path), file, model=model, dataset=partial(load_dataset, data_path))
+    db = _open_db(db_path)
+    counts = import_results(db, file, model=model)
+    warm_after_write(db, partial(load_dataset, data_path), counts["model"])
     if as_json:
         emit_json(counts)
     else:

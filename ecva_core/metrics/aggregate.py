@@ -28,34 +28,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ecva_core.metrics.protocol import ABSTENTION, PAIR, check_reading
+from ecva_core.metrics.measures import (
+    HALLUCINATION_METRICS,
+    HEADLINE_TEXT_METRIC,
+    MEASURES,
+    METRIC_ORDER,
+    PILLAR_WEIGHTS,
+    PILLARS,
+    PROBE_METRICS,
+    RECALL_THRESHOLDS,
+)
+from ecva_core.metrics.protocol import ABSTENTION, check_reading
 from ecva_core.metrics.stats import bootstrap_weights, percentile_ci, ratio_means
+from ecva_core.schema import Task
 
 if TYPE_CHECKING:
     import pandas as pd
 
-PILLAR_WEIGHTS: dict[str, float] = {"basic": 0.2, "consistency": 0.4, "hallucination": 0.4}
-PILLARS: tuple[str, ...] = tuple(PILLAR_WEIGHTS)
 ANOMEVAL_LABEL = (
     "AnomEval (reconstruction of the paper's weighting: 0.2 basic reasoning + 0.4 consistency "
     "+ 0.4 hallucination, each in [0, 1]; the official code never combines the pillars)"
 )
-HALLUCINATION_METRICS: dict[str, str] = {ABSTENTION: "judge_hallucination", PAIR: "judge_hallucination_pair"}
-PROBE_METRICS: frozenset[str] = frozenset(HALLUCINATION_METRICS.values())
-HEADLINE_TEXT_METRIC = "semantic"  # what ranks models without a complete AnomEval
-RECALL_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 VARIANTS: tuple[str, ...] = ("all", "valid")
 N_BOOT = 1000
 SEED = 0
-SCORE_COLUMNS: tuple[str, ...] = ("model", "video_id", "task", "probe", "metric", "value", "status")
-FACETS: dict[str, str] = {"Description": "What", "Cause": "Why", "Result": "How"}
+REQUIRED_COLUMNS: tuple[str, ...] = ("model", "video_id", "task", "probe", "metric", "value", "status")
 _KEY = ["model", "video_id", "task"]
-_METRIC_ORDER = (
-    "bleu1", "bleu2", "bleu3", "bleu4", "rouge1", "rouge2", "rougeL", "meteor", "semantic", "bleurt", "unieval",
-    "bleu_official", "rougeL_official",
-    "judge_consistency", "judge_logic", "judge_keyphrase", "judge_hallucination", "judge_hallucination_pair",
-    "cls_major", "cls_sub", *(f"R@{k}" for k in RECALL_THRESHOLDS), "mIoU",
-)  # fmt: skip
 
 
 def question_table(scores: pd.DataFrame, variant: str = "all", hallucination: str = ABSTENTION) -> pd.DataFrame:
@@ -69,7 +67,7 @@ def question_table(scores: pd.DataFrame, variant: str = "all", hallucination: st
     check_reading(hallucination)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-    missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in scores.columns]
     if missing:
         raise ValueError(f"scores frame lacks column(s) {missing}")
     failed = (scores["status"] == "failed").to_numpy(dtype=bool)
@@ -125,9 +123,7 @@ def question_table(scores: pd.DataFrame, variant: str = "all", hallucination: st
     measures = pd.DataFrame({name: means[:, metric_codes[name]] for name in names})
     table = pd.concat([table, measures], axis=1)
     nan = np.full(len(table), np.nan)
-    basic = [table[c].to_numpy() for c in ("judge_keyphrase",) if c in table]
-    if "judge_logic" in table:
-        basic.append(table["judge_logic"].to_numpy() / 5.0)
+    basic = [table[m.name].to_numpy() / m.high for m in MEASURES if m.pillar == "basic" and m.name in table]
     with np.errstate(invalid="ignore"):
         stacked = np.vstack(basic) if basic else nan.reshape(1, -1)
         present = (~np.isnan(stacked)).sum(axis=0)
@@ -139,7 +135,7 @@ def question_table(scores: pd.DataFrame, variant: str = "all", hallucination: st
 
 def _measure_columns(table: pd.DataFrame, group_cols: list[str]) -> list[str]:
     present = [c for c in table.columns if c not in (*_KEY, *PILLARS, *group_cols)]
-    known = [m for m in _METRIC_ORDER if m in present]
+    known = [m for m in METRIC_ORDER if m in present]
     return [*PILLARS, *known, *sorted(set(present) - set(known))]
 
 
@@ -264,7 +260,7 @@ def rank_columns(frame: pd.DataFrame) -> list[str]:
     """What a leaderboard is sorted by, best first: the complete AnomEval, then the partial one (so a
     partial score sorts after every complete one), then the semantic score (else the first text metric)."""
     text = HEADLINE_TEXT_METRIC if HEADLINE_TEXT_METRIC in frame.columns else None
-    text = text or next((m for m in _METRIC_ORDER if m in frame.columns), None)
+    text = text or next((m for m in METRIC_ORDER if m in frame.columns), None)
     return [c for c in ("anomeval", "anomeval_partial", text) if c is not None and c in frame.columns]
 
 
@@ -313,7 +309,7 @@ def leaderboard(
     out[["n_failed", "n_skipped"]] = out[["n_failed", "n_skipped"]].fillna(0).astype(int)
     out.insert(len(group_cols) + 1, "variant", variant)
     if by == "task":
-        out.insert(2, "facet", out["task"].map(FACETS).fillna("What"))
+        out.insert(2, "facet", out["task"].map({t.value: t.facet for t in Task}).fillna("What"))
     return _ranked(out)
 
 
@@ -332,7 +328,7 @@ def combine_leaderboards(frames: Sequence[pd.DataFrame], by: str | None = None) 
         return filled[0] if filled else (frames[0] if frames else pd.DataFrame(columns=["model", *group_cols]))
     out = pd.concat(filled, ignore_index=True)
     measures = {c[: -len("_lo")] for c in out.columns if c.endswith("_lo")} - {"anomeval", "anomeval_partial"}
-    known = [m for m in _METRIC_ORDER if m in measures]
+    known = [m for m in METRIC_ORDER if m in measures]
     ordered = [*PILLARS, *known, *sorted(measures - {*PILLARS, *known})]
     head = list(filled[0].columns[: filled[0].columns.get_loc("not_measured") + 1])
     columns = [*head, *(f"{m}{suffix}" for m in ordered for suffix in ("", "_lo", "_hi")), "n_failed", "n_skipped"]
@@ -358,6 +354,20 @@ def compare_models(
     (compare the pillars one by one instead).
     """
     table = question_table(scores[scores["model"].isin([model_a, model_b])], variant, hallucination)
+    return compare_questions(table, model_a, model_b, measure, variant, n_boot, seed)
+
+
+def compare_questions(
+    table: pd.DataFrame,
+    model_a: str,
+    model_b: str,
+    measure: str = "anomeval",
+    variant: str = "all",
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """:func:`compare_models` on rows of the pair's :func:`question_table` (made with ``variant``):
+    a view comparing several groups of questions builds the table once and passes each group's rows."""
     a = table[table["model"] == model_a].set_index(["video_id", "task"])
     b = table[table["model"] == model_b].set_index(["video_id", "task"])
     common = a.index.intersection(b.index)
@@ -403,7 +413,7 @@ def compare_models(
 
     mean_a = float(combine(ratio_means(sums_a.sum(0), counts.sum(0))))
     mean_b = float(combine(ratio_means(sums_b.sum(0), counts.sum(0))))
-    weights = bootstrap_weights(n, n_boot, seed)
+    weights = _shared_weights(n, n_boot, seed)
     wc = weights @ counts
     diffs = np.asarray(combine(ratio_means(weights @ sums_a, wc)) - combine(ratio_means(weights @ sums_b, wc)))
     lo, hi = percentile_ci(diffs.reshape(-1, 1))
@@ -412,6 +422,15 @@ def compare_models(
         significant=bool(lo[0] > 0 or hi[0] < 0), covers="+".join(measured) if measure == "anomeval" else measure,
     )  # fmt: skip
     return result
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap weights drawn once per (n, n_boot, seed): a comparison's overall and per-task groups
+    share one video count, and drawing costs more than the product."""
+    weights = bootstrap_weights(n, n_boot, seed)
+    weights.setflags(write=False)
+    return weights
 
 
 def model_summary(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ecva_core.errors import EcvaError, ModelLoadError
+from ecva_core.metrics.measures import CHAT_TEXT_METRICS
 from ecva_core.schema import Task
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from ecva_core.dataset import Dataset
     from ecva_core.models.base import ChatModel
 
-CHAT_TEXT_METRICS: tuple[str, ...] = ("bleu1", "bleu4", "rougeL", "semantic")
 NO_MODEL_HELP = (
     "No chat model is configured. Pick one in the model box, e.g. `openai:MODEL@http://host:8000/v1` "
     "(vLLM, SGLang, Ollama or a hosted API; key from OPENAI_API_KEY), `hf:default` (SmolVLM2-500M-Video-Instruct) "

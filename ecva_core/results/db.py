@@ -387,8 +387,10 @@ class ResultsDB:
         submission_id: int | None = None,
         dataset_fingerprint: str | None = None,
         judge_model: str | None = None,
+        question: tuple[str, str] | None = None,
     ) -> pd.DataFrame:
-        """One row per score with columns :data:`SCORE_COLUMNS` (``probe`` is "" for normal answers).
+        """One row per score with columns :data:`SCORE_COLUMNS` (``probe`` is "" for normal answers);
+        ``question`` (video_id, task) keeps that question's scores only.
 
         When a model answered the same (video, task, probe) in several submissions, the latest wins.
         Judge metrics come from the latest judge run per (answer, metric); ``judge_model`` keeps only
@@ -397,7 +399,7 @@ class ResultsDB:
         """
         import pandas as pd
 
-        where, args = _filters(models, submission_id, dataset_fingerprint)
+        where, args = _filters(models, submission_id, dataset_fingerprint, question)
         judge_clause, judge_args = "", []
         if judge_model is not None:
             judge_clause = f" AND (NOT {_IS_JUDGE_METRIC} OR sc.judge_model = ?)"
@@ -421,11 +423,13 @@ class ResultsDB:
         models: Sequence[str] | None = None,
         submission_id: int | None = None,
         dataset_fingerprint: str | None = None,
+        question: tuple[str, str] | None = None,
     ) -> pd.DataFrame:
-        """One row per stored prediction with columns :data:`PREDICTION_COLUMNS` (latest per question)."""
+        """One row per stored prediction with columns :data:`PREDICTION_COLUMNS` (latest per question;
+        ``question`` (video_id, task) keeps that question's answers only)."""
         import pandas as pd
 
-        where, args = _filters(models, submission_id, dataset_fingerprint)
+        where, args = _filters(models, submission_id, dataset_fingerprint, question)
         sql = (
             _LATEST_PREDICTIONS.format(columns="p.*", where=where)
             + " SELECT model, submission_id, id, video_id, task, probe, output, prompt, status, row FROM latest"
@@ -446,19 +450,30 @@ class ResultsDB:
             ).fetchall()
         return {name: f"{db_id}:{model_id}:{created}:{changed}" for db_id, name, model_id, created, changed in rows}
 
-    def aggregate_frame(self, models: Sequence[str] | None = None) -> pd.DataFrame:
+    def aggregate_frame(
+        self, models: Sequence[str] | None = None, metrics: Sequence[str] | None = None, keep_failed: bool = False
+    ) -> pd.DataFrame:
         """The rows and order of :meth:`scores_frame` with only :data:`AGGREGATE_COLUMNS`.
 
         What aggregates read: no reason, prompt, output or judge text is fetched, so reading one
-        model's scores for its leaderboard row takes a fraction of the full frame's time.
+        model's scores for its leaderboard row takes a fraction of the full frame's time. ``metrics``
+        keeps those metrics' rows only, and with ``keep_failed`` every failed score too (a question
+        view shows one measure and counts any failure).
         """
         import pandas as pd
 
         where, args = _filters(models, None, None)
+        metric_clause = ""
+        if metrics is not None:
+            names = list(metrics)
+            metric_clause = f" AND (sc.metric IN ({','.join('?' * len(names))})" if names else " AND (0"
+            metric_clause += " OR sc.status = 'failed')" if keep_failed else ")"
+            args = [*args, *names]
         sql = (
             _LATEST_PREDICTIONS.format(columns=_LEAN_PREDICTION, where=where)
             + " SELECT l.model, l.video_id, l.task, l.probe, sc.metric, sc.value, sc.status FROM latest l"
-            " JOIN scores sc ON sc.prediction_id = l.id WHERE l.rank = 1 AND " + _LATEST_SCORE.format(judge="")
+            " JOIN scores sc ON sc.prediction_id = l.id WHERE l.rank = 1" + metric_clause
+            + " AND " + _LATEST_SCORE.format(judge="")
             + " ORDER BY l.model, l.video_id, l.task, l.probe, sc.metric"
         )
         with self._connection() as conn:
@@ -466,6 +481,22 @@ class ResultsDB:
         frame = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
         return frame
+
+    def metrics_by_model(self, models: Sequence[str] | None = None) -> dict[str, tuple[str, ...]]:
+        """Per model with scores, the names of the metrics of its latest answers (what
+        :meth:`aggregate_frame` would hold), read without fetching any value."""
+        where, args = _filters(models, None, None)
+        sql = (
+            _LATEST_PREDICTIONS.format(columns=_LEAN_PREDICTION, where=where)
+            + " SELECT DISTINCT l.model, sc.metric FROM latest l JOIN scores sc ON sc.prediction_id = l.id"
+            " WHERE l.rank = 1 ORDER BY l.model, sc.metric"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        out: dict[str, list[str]] = {}
+        for model, metric in rows:
+            out.setdefault(model, []).append(metric)
+        return {model: tuple(names) for model, names in out.items()}
 
     def answer_status_frame(self, models: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows and order of :meth:`predictions_frame` with only :data:`ANSWER_STATUS_COLUMNS`
@@ -583,10 +614,16 @@ def _ensure_model(conn: sqlite3.Connection, model: str) -> int:
 
 
 def _filters(
-    models: Sequence[str] | None, submission_id: int | None, dataset_fingerprint: str | None
+    models: Sequence[str] | None,
+    submission_id: int | None,
+    dataset_fingerprint: str | None,
+    question: tuple[str, str] | None = None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
+    if question is not None:
+        clauses.append("p.video_id = ? AND p.task = ?")
+        args.extend(question)
     if models is not None:
         names = list(models)
         clauses.append(f"m.name IN ({','.join('?' * len(names))})" if names else "0")

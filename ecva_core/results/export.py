@@ -12,19 +12,16 @@ import io
 import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecva_core.config import get_settings
 from ecva_core.errors import ResultsError
 from ecva_core.results.db import ResultsDB
-from ecva_core.results.leaderboard_cache import warm_after_write
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ecva_core.dataset import Dataset
 
 FORMAT_NAME = "ecva-results"
 FORMAT_VERSION = 1
@@ -81,16 +78,9 @@ def import_results(
     db: ResultsDB,
     path: Path | str,
     model: str | None = None,
-    *,
-    dataset: Dataset | Callable[[], Dataset] | None = None,
-    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Load an export (JSON or CSV) into ``db`` in one transaction; ``model`` renames on import.
-
-    With ``dataset`` (the explorer's dataset, or a loader of it), the imported model's leaderboard
-    part is then warmed as ``score_submission`` does (under ``cache_dir``, default the settings'), so
-    the explorer's first render does not aggregate it again; a failed warm is logged, never raised.
-    """
+    """Load an export (JSON or CSV) into ``db`` in one transaction; ``model`` renames on import
+    (``ecva results import`` then warms the explorer's views, :func:`ecva_core.views.warm_after_write`)."""
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"file not found: {path}")
@@ -114,8 +104,6 @@ def import_results(
         raise ResultsError(
             f"{path} is not a well-formed ECVA results export ({type(exc).__name__}: {exc}); nothing was stored"
         ) from None
-    if dataset is not None:
-        warm_after_write(db, dataset, target, cache_dir or get_settings().cache_dir)
     return {"model": target, "file": str(path), **counts}
 
 

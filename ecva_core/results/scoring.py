@@ -23,17 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from ecva_core.config import JUDGE_SETUP_HELP, Settings, get_settings
 from ecva_core.errors import ConfigError
+from ecva_core.metrics.measures import counted, measures_present
 from ecva_core.metrics.protocol import (
     ABSTENTION,
     DEFAULT,
     OFFICIAL,
     OFFICIAL_JUDGE_MODEL,
     check_protocol,
-    check_reading,
     protocol_of,
 )
 from ecva_core.results.db import ResultsDB, ScoreRow, StoredPrediction
-from ecva_core.results.leaderboard_cache import warm_after_write
 from ecva_core.results.submission import SubmissionRejected, read_submission
 from ecva_core.schema import (
     SCORED_TASKS,
@@ -45,7 +44,6 @@ from ecva_core.schema import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from ecva_core.dataset import Dataset
     from ecva_core.metrics.judge import JudgePlan, JudgeRequest
@@ -53,11 +51,18 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages: "validate", "text", "auxiliary", "judge"."""
+
+
 Notify = Callable[[str], None]
 """``notify(message)``: a one-line note for the person running the score (e.g. a re-judge)."""
 
+
 TEXT_BATCH = 256
+
+
 JUDGE_BATCH = 512
+
+
 NO_JUDGE = "no judge configured"
 
 
@@ -197,7 +202,6 @@ def score_report(
         protocol=protocol,
     )
     summary["judge"] = _judge_status(use_judge, settings, judge_summary)
-    warm_after_write(db, dataset, model, settings.cache_dir)
     return summary
 
 
@@ -497,14 +501,6 @@ def _judge_label(judge_model: str, prompt_version: str, settings: Settings, prot
     return f"{judge_model} (older prompts)" if judge_model == settings.judge_model else judge_model
 
 
-MEASURE_ORDER = (
-    "anomeval", "anomeval_partial", "basic", "consistency", "hallucination", "bleu1", "bleu4", "rougeL", "meteor",
-    "semantic", "bleurt", "unieval", "bleu_official", "rougeL_official", "judge_consistency", "judge_logic",
-    "judge_keyphrase", "judge_hallucination", "judge_hallucination_pair", "cls_major", "cls_sub",
-    "R@0.3", "R@0.5", "R@0.7", "mIoU",
-)  # fmt: skip
-
-
 def summarise(db: ResultsDB, submission_id: int, hallucination: str = ABSTENTION) -> dict[str, Any]:
     """Per-task and overall means with 95% CIs (bootstrapped by video), both variants, for one submission.
 
@@ -514,7 +510,7 @@ def summarise(db: ResultsDB, submission_id: int, hallucination: str = ABSTENTION
     from ecva_core.metrics import aggregate
 
     frame = db.scores_frame(submission_id=submission_id)
-    if not _aggregatable(frame).any():
+    if not counted(frame).any():
         note = (
             "only probe answers and no judge verdicts: probe answers count for the hallucination pillar only, "
             "which needs the judge"
@@ -551,207 +547,3 @@ def summarise(db: ResultsDB, submission_id: int, hallucination: str = ABSTENTION
             "skipped_scores": int((frame["status"] == "skipped").sum()),
         },
     }
-
-
-def _aggregatable(frame: pd.DataFrame) -> pd.Series:
-    """Rows the aggregate uses: normal answers' scores, and hallucination verdicts on probe answers."""
-    from ecva_core.metrics.aggregate import PROBE_METRICS
-
-    return (frame["probe"] != "") == frame["metric"].isin(PROBE_METRICS)
-
-
-def protocols(frame: pd.DataFrame) -> dict[str, str]:
-    """For each model, the protocol its judge scores were made under ("default", "official", or both
-    joined with "+" when mixed); models without judge scores are left out."""
-    judged = frame[frame["metric"].str.startswith("judge_") & (frame["prompt_version"] != "")]
-    out = {}
-    for model, versions in judged.groupby("model")["prompt_version"]:
-        names = sorted({protocol_of(v) for v in versions})
-        out[str(model)] = "+".join(names)
-    return out
-
-
-def measures_present(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The headline measures with a value in any of ``rows``, in display order."""
-    have = {k for row in rows for k, v in row.items() if v is not None}
-    return [m for m in MEASURE_ORDER if m in have]
-
-
-def _videos_frame(data_path: Path | None) -> pd.DataFrame:
-    import pandas as pd
-
-    from ecva_core.dataset import load_dataset
-    from ecva_core.taxonomy import major_name
-
-    rows = []
-    for vid, record in load_dataset(data_path).records.items():
-        category = record.annotation.category
-        major = category.major if category else -1
-        rows.append(
-            {
-                "video_id": vid,
-                "category_major": major,
-                "category_name": major_name(major) if category else "unknown category",
-            }
-        )
-    return pd.DataFrame(rows, columns=["video_id", "category_major", "category_name"])
-
-
-def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    import math
-
-    out = []
-    for record in table.to_dict("records"):
-        out.append(
-            {
-                str(k): (None if isinstance(v, float) and math.isnan(v) else v.item() if hasattr(v, "item") else v)
-                for k, v in record.items()
-            }
-        )
-    return out
-
-
-def leaderboard_rows(
-    db: ResultsDB,
-    by: str = "model",
-    variant: str = "all",
-    metrics: Sequence[str] | None = None,
-    data_path: Path | None = None,
-    judge_model: str | None = None,
-    hallucination: str = ABSTENTION,
-) -> dict[str, Any]:
-    """The leaderboard as plain data (what ``ecva leaderboard --json`` prints); ``by``: model/task/category.
-
-    Rows are ranked by the headline measure (:func:`ecva_core.metrics.aggregate.rank_columns`: the
-    complete AnomEval, then a partial one, then the semantic score); by task or category, each
-    model's rows stay together in the order of the models' overall rank. Judge metrics come from
-    each answer's latest judge run, or from ``judge_model`` only; ``protocols`` names the protocol
-    behind each model's judge scores. Models with answers but nothing to rank (e.g. only probe
-    answers and no judge verdicts) are listed under ``unmeasured`` with the reason.
-    """
-    from ecva_core.metrics import aggregate
-
-    check_reading(hallucination)
-    frame = db.scores_frame(judge_model=judge_model)
-    group = None if by == "model" else by
-    videos = _videos_frame(data_path) if by == "category" and not frame.empty else None
-    usable = _aggregatable(frame).any()
-    rows = []
-    if usable:
-        table = aggregate.leaderboard(frame, videos, by=group, variant=variant, hallucination=hallucination)
-        if group is not None:
-            order = aggregate.leaderboard(frame, variant=variant, n_boot=0, hallucination=hallucination)["model"]
-            rank = {m: i for i, m in enumerate(order)}
-            table = table.assign(_rank=table["model"].map(rank)).sort_values("_rank", kind="stable")
-            table = table.drop(columns="_rank")
-        rows = _json_rows(table)
-    shown = list(metrics) if metrics else measures_present(rows)
-    configured = get_settings().judge_configured
-    notes = []
-    if not any(r.get(m) is not None for r in rows for m in MEASURE_ORDER if m.startswith("judge_")):
-        notes.append(
-            f"judge metrics: {NO_JUDGE}" if not configured else "judge metrics: none stored yet (score with --judge)"
-        )
-    notes += _judge_notes(frame, judge_model)
-    return {
-        "by": by,
-        "variant": variant,
-        "measures": shown,
-        "rows": rows,
-        "notes": notes,
-        "unmeasured": _unmeasured(db, {r["model"] for r in rows}, configured),
-        "judge_models": _judge_models(frame),
-        "protocols": protocols(frame),
-        "hallucination_reading": hallucination,
-        "anomeval_label": aggregate.ANOMEVAL_LABEL,
-    }
-
-
-def _judge_models(frame: pd.DataFrame) -> dict[str, list[str]]:
-    """For each model, the judge models its shown judge scores come from ("" = not recorded)."""
-    judged = frame[frame["metric"].str.startswith("judge_")]
-    return {str(m): sorted(set(group)) for m, group in judged.groupby("model")["judge_model"]}
-
-
-def _judge_notes(frame: pd.DataFrame, judge_model: str | None) -> list[str]:
-    used = sorted({j for js in _judge_models(frame).values() for j in js})
-    if not used:
-        return []
-    names = ", ".join(j or "unrecorded (scored before judges were recorded)" for j in used)
-    source = f"only {judge_model}" if judge_model is not None else "latest judge run per answer"
-    notes = [f"judge: {names} ({source})"]
-    if len(used) > 1:
-        notes.append("judge metrics come from different judge models; re-score with one judge to compare them")
-    return notes
-
-
-def _unmeasured(db: ResultsDB, ranked: set[str], judge_configured: bool) -> list[dict[str, Any]]:
-    """Models with stored answers but no leaderboard row, and why."""
-    preds = db.predictions_frame()
-    out = []
-    for model, group in preds.groupby("model"):
-        if model in ranked:
-            continue
-        probes = int((group["probe"] != "").sum())
-        answers = len(group) - probes
-        if answers == 0 and probes:
-            note = (
-                "hallucination: not measured (no judge configured)"
-                if not judge_configured
-                else "hallucination: not measured (no judge verdicts stored; score it again with --judge)"
-            )
-        else:
-            note = "not scored yet (score it again to resume)"
-        out.append({"model": str(model), "answers": answers, "probe_answers": probes, "note": note})
-    return out
-
-
-def compare_models(
-    db: ResultsDB,
-    model_a: str,
-    model_b: str,
-    metrics: Sequence[str] | None = None,
-    variant: str = "all",
-    hallucination: str = ABSTENTION,
-) -> dict[str, Any]:
-    """Paired comparison on common questions per measure (what ``ecva compare --json`` prints); ``judge_models``
-    names the judge(s) behind each model's judge metrics, which should match for a fair comparison.
-
-    When the two models measure different AnomEval pillars, AnomEval is not compared (its entry says
-    so) and ``missing_pillars`` names, per model, the pillars it lacks; the pillars are compared one by one.
-    """
-    from ecva_core.errors import ResultsError
-    from ecva_core.metrics import aggregate
-
-    check_reading(hallucination)
-    known = {m["model"] for m in db.models()}
-    for name in (model_a, model_b):
-        if name not in known:
-            raise ResultsError(f"no model named {name!r} in {db.path}; known: {', '.join(sorted(known)) or 'none'}")
-    frame = db.scores_frame(models=[model_a, model_b])
-    judges = _judge_models(frame)
-    head = {
-        "model_a": model_a,
-        "model_b": model_b,
-        "variant": variant,
-        "hallucination_reading": hallucination,
-        "judge_models": judges,
-        "protocols": protocols(frame),
-        "missing_pillars": {},
-    }
-    if not _aggregatable(frame).any():
-        return {**head, "measures": {}}
-    table = aggregate.question_table(frame, variant, hallucination)
-    present = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
-    if any(m in present for m in aggregate.PILLARS):
-        present.insert(0, "anomeval")
-    wanted = list(metrics) if metrics else present
-    results = {}
-    for measure in wanted:
-        result = aggregate.compare_models(
-            frame, model_a, model_b, measure=measure, variant=variant, hallucination=hallucination
-        )
-        results[measure] = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
-    if "anomeval" in results:
-        head["missing_pillars"] = results["anomeval"]["missing_pillars"]
-    return {**head, "measures": results}

@@ -6,7 +6,8 @@ import streamlit as st
 
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, open_question
-from ecva_core.results import queries
+from ecva_core.metrics import measures
+from ecva_core.views import common
 
 
 def _heatmap(frame, title: str, key: str, zmax: float | None = 1.0):
@@ -70,7 +71,7 @@ def render() -> None:
         "Score for tasks and categories",
         state.score_measures(),
         key="bd_metric",
-        format_func=queries.measure_label,
+        format_func=measures.label,
     )
     mode = c3.radio("Failures", ["all", "valid"], horizontal=True, key="bd_mode")
     if not chosen:
@@ -90,11 +91,11 @@ def render() -> None:
     st.subheader(f"Per task ({view.metric_label})")
     cell = _heatmap(view.by_task, "rows: task, columns: model", "bd_task", zmax=None)
     if cell:
-        open_question(models=[cell[1]], tasks=[queries.task_of_label(cell[0])])
+        open_question(models=[cell[1]], tasks=[common.task_of_label(cell[0])])
     st.subheader("Per metric")
     st.dataframe(view.by_metric.round(4), width="stretch")
     if clicked:
-        model, task = queries.split_model_task(clicked[0])
+        model, task = common.split_model_task(clicked[0])
         open_question(models=[model], tasks=[task])
     with st.container(border=True):
         st.markdown("**Open the questions behind a cell**")
@@ -102,7 +103,7 @@ def render() -> None:
         model = c1.selectbox("Model", chosen, key="bd_open_model")
         cats = ["all", *view.by_category.index.astype(str)]
         cat = c2.selectbox("Category", cats, key="bd_open_cat")
-        tasks = ["all", *(queries.task_of_label(t) for t in view.by_task.index.astype(str))]
+        tasks = ["all", *(common.task_of_label(t) for t in view.by_task.index.astype(str))]
         task = c3.selectbox("Task", tasks, key="bd_open_task")
         if c4.button("Open", key="bd_open"):
             open_question(models=[model], majors=[] if cat == "all" else [cat], tasks=[] if task == "all" else [task])

@@ -6,8 +6,8 @@ import streamlit as st
 
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, open_question
+from ecva_core.metrics import measures
 from ecva_core.metrics.protocol import HALLUCINATION_READINGS, READING_LABELS
-from ecva_core.results import queries
 
 
 def _diff_chart(frame, title: str):
@@ -47,7 +47,7 @@ def render() -> None:
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     a = c1.selectbox("Model A", models, index=0, key="cmp_a")
     b = c2.selectbox("Model B", models, index=1, key="cmp_b")
-    metric = c3.selectbox("Score", state.score_measures(), key="cmp_metric", format_func=queries.measure_label)
+    metric = c3.selectbox("Score", state.score_measures(), key="cmp_metric", format_func=measures.label)
     mode = c4.radio("Failures", ["all", "valid"], horizontal=True, key="cmp_mode")
     hallucination = st.selectbox(
         "Hallucination pillar",

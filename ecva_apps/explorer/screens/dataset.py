@@ -7,7 +7,7 @@ import streamlit as st
 from ecva_apps.explorer import media, state
 from ecva_apps.explorer.ui import guarded, md_escape, open_question
 from ecva_core.errors import EcvaError
-from ecva_core.results import queries
+from ecva_core.views import common, dataset
 
 GRID_COLUMNS = 4
 GRID_PAGE = 12
@@ -16,7 +16,7 @@ GRID_PAGE = 12
 def _charts(ds) -> None:
     import plotly.express as px
 
-    counts = queries.category_counts(ds)
+    counts = dataset.category_counts(ds)
     left, right = st.columns(2)
     with left:
         st.subheader("Videos by category")
@@ -31,7 +31,7 @@ def _charts(ds) -> None:
         st.dataframe(counts, hide_index=True, width="stretch", height=320)
 
     durations = state.durations()
-    lengths = queries.moment_lengths(ds)
+    lengths = dataset.moment_lengths(ds)
     left, right = st.columns(2)
     with left:
         st.subheader("Clip durations")
@@ -54,7 +54,7 @@ def _charts(ds) -> None:
 
 
 def _flags(ds) -> None:
-    flags = queries.flags_frame(ds)
+    flags = dataset.flags_frame(ds)
     st.subheader(f"Quality flags ({len(flags)})")
     if flags.empty:
         st.success("No annotation problems were found.")
@@ -66,7 +66,7 @@ def _flags(ds) -> None:
 
 
 def _grid(ds) -> None:
-    cats = queries.video_categories(ds)
+    cats = common.video_categories(ds)
     st.subheader("Clips")
     options = sorted(cats["major_name"].unique())
     chosen = st.multiselect("Category", options, key="ds_grid_cats", placeholder="All categories")
@@ -87,7 +87,7 @@ def _tile(ds, vid: str) -> None:
         st.caption("video file not available")
     else:
         try:
-            st.image(media.thumbnail_path(str(path), queries.first_moment_start(ds, vid) or None), width="stretch")
+            st.image(media.thumbnail_path(str(path), dataset.first_moment_start(ds, vid) or None), width="stretch")
         except EcvaError as exc:
             st.caption(f"no thumbnail: {md_escape(exc)}")
     cat = record.annotation.category

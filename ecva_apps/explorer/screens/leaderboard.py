@@ -7,9 +7,9 @@ import streamlit as st
 from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, open_question
 from ecva_core.metrics.protocol import HALLUCINATION_READINGS, READING_LABELS
-from ecva_core.results import queries
 from ecva_core.results.export import table_csv
-from ecva_core.schema import SCORED_TASKS
+from ecva_core.schema import SCORED_TASKS, Task
+from ecva_core.views import common, leaderboard, questions
 
 
 def _controls(sortable: list[str], view_columns: list[str], majors: dict[str, int]) -> dict:
@@ -28,7 +28,7 @@ def _controls(sortable: list[str], view_columns: list[str], majors: dict[str, in
             [t.value for t in SCORED_TASKS],
             key="lb_tasks",
             placeholder="All tasks",
-            format_func=lambda t: f"{t} ({queries.Task.parse(t).facet})",
+            format_func=lambda t: f"{t} ({Task.parse(t).facet})",
         )
         search = c4.text_input("Search models", key="lb_search", placeholder="part of a model name")
         c1, c2, c3, c4 = st.columns([2, 1, 2, 3])
@@ -86,7 +86,7 @@ def _task_bars(per_task, label: str):
     return fig
 
 
-def _charts(view: queries.LeaderboardView) -> None:
+def _charts(view: leaderboard.LeaderboardView) -> None:
     import plotly.graph_objects as go
 
     left, right = st.columns([3, 2])
@@ -126,7 +126,7 @@ def _column_config(table) -> dict:
     """Number formats and the help text of the library's columns."""
     config = {}
     for column in table.columns:
-        help_text = queries.LEADERBOARD_HELP.get(column)
+        help_text = leaderboard.LEADERBOARD_HELP.get(column)
         if column in ("model", "Pillars", "Protocol") or column.endswith("CI"):
             config[column] = st.column_config.TextColumn(column, help=help_text)
         elif column in ("Questions", "Failed answers", "Failed scores", "Skipped scores"):
@@ -152,13 +152,13 @@ def render() -> None:
         st.info("No model has been scored yet: upload a submission on the Submit page.")
         st.page_link("screens/submit.py", label="Submit a model", icon=":material/upload_file:")
         return
-    cats = queries.video_categories(ds)
+    cats = common.video_categories(ds)
     majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))
     headline = base.default_columns[1] if len(base.default_columns) > 1 else "model"
     sortable = [headline, *(c for c in base.table.columns if c != headline and not c.endswith("CI"))]
     opts = _controls(sortable, list(base.table.columns), majors)
     view = state.leaderboard(opts["mode"], opts["majors"], opts["tasks"], opts["hallucination"])
-    table = queries.filter_leaderboard(view, opts["search"], opts["sort"], opts["ascending"], opts["columns"])
+    table = leaderboard.filter_leaderboard(view, opts["search"], opts["sort"], opts["ascending"], opts["columns"])
     st.caption(view.note)
     st.session_state["lb_shown"] = list(table["model"])
     if st.session_state.get("lb_model") not in st.session_state["lb_shown"]:
@@ -175,7 +175,7 @@ def render() -> None:
     c1, c2, c3 = st.columns([2, 1, 1])
     model = c1.selectbox("Model", list(table["model"]), key="lb_model") if not table.empty else None
     if model and c1.button("Open its questions", key="lb_open"):
-        first = queries.first_question(ds, state.scores(), model)
+        first = questions.first_question(ds, state.model_scores([model]), model)
         if first:
             open_question(first[0], first[1], [model])
     c2.download_button("Download CSV", table_csv(table).encode(), "leaderboard.csv", "text/csv")

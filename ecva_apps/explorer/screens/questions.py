@@ -16,29 +16,31 @@ from ecva_apps.explorer.ui import (
     md_escape,
 )
 from ecva_core.errors import EcvaError
-from ecva_core.results import queries
-from ecva_core.schema import SCORED_TASKS
+from ecva_core.metrics import measures
+from ecva_core.schema import SCORED_TASKS, Task
+from ecva_core.views import common, dataset, questions
+from ecva_core.views.phrases import phrases_found
 
 PICK = "qx_pick"
 
 
-def _filters(scores, ds) -> queries.QuestionFilter:
-    models = sorted(scores["model"].unique())
-    cats = queries.video_categories(ds)
+def _filters(ds) -> questions.QuestionFilter:
+    models = state.scored_models()
+    cats = common.video_categories(ds)
     majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))
     _preset("qx_models", st.session_state.pop(OPEN_MODELS, None), models)
     _preset("qx_majors", st.session_state.pop(OPEN_MAJORS, None), majors)
     _preset("qx_tasks", st.session_state.pop(OPEN_TASKS, None), [t.value for t in SCORED_TASKS])
-    metrics = queries.available_metrics(scores)
+    metrics = state.score_measures()
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
         chosen_models = c1.multiselect("Models", models, key="qx_models", placeholder="All models")
-        metric = c2.selectbox("Score", metrics, key="qx_metric", format_func=queries.measure_label) if metrics else None
+        metric = c2.selectbox("Score", metrics, key="qx_metric", format_func=measures.label) if metrics else None
         chosen_majors = c3.multiselect("Category", sorted(majors), key="qx_majors", placeholder="All")
         tasks = c4.multiselect(
             "Task",
             [t.value for t in SCORED_TASKS],
-            format_func=lambda t: f"{t} ({queries.Task.parse(t).facet})",
+            format_func=lambda t: f"{t} ({Task.parse(t).facet})",
             key="qx_tasks",
             placeholder="All tasks",
         )
@@ -47,7 +49,7 @@ def _filters(scores, ds) -> queries.QuestionFilter:
         failures = c2.checkbox("Only failures", key="qx_failures")
         disagree = c3.slider("Models disagree by at least", 0.0, 1.0, 0.0, step=0.05, key="qx_disagree")
         search = c4.text_input("Search in answers", key="qx_search", placeholder="words in a model's answer")
-    return queries.QuestionFilter(
+    return questions.QuestionFilter(
         metric=metric,
         models=tuple(chosen_models),
         majors=tuple(majors[m] for m in chosen_majors),
@@ -75,14 +77,14 @@ def _pick_from_table() -> None:
 
 def _label(key: str) -> str:
     vid, task = key.split("|", 1)
-    return f"video {vid} · {task} ({queries.Task.parse(task).facet})"
+    return f"video {vid} · {task} ({Task.parse(task).facet})"
 
 
 def _clip(ds, vid: str) -> None:
     import plotly.graph_objects as go
 
     path = ds.video_path(vid)
-    start = queries.first_moment_start(ds, vid)
+    start = dataset.first_moment_start(ds, vid)
     if path is None:
         st.info(f"The video file for {vid} is not available in this dataset folder.")
     else:
@@ -90,7 +92,7 @@ def _clip(ds, vid: str) -> None:
             st.video(media.preview_path(str(path)), start_time=int(start))
         except EcvaError as exc:
             st.warning(md_escape(exc))
-    moments = queries.moments_frame(ds, vid)
+    moments = dataset.moments_frame(ds, vid)
     if moments.empty:
         st.caption("No annotated moments.")
         return
@@ -113,7 +115,7 @@ def _clip(ds, vid: str) -> None:
         title_text="Anomaly moments",
         title_font_size=13,
     )
-    duration = queries.video_duration(ds, vid)
+    duration = dataset.video_duration(ds, vid)
     if duration:
         fig.update_xaxes(range=[0, duration])
     st.plotly_chart(fig, width="stretch")
@@ -126,7 +128,7 @@ def _expert(ds, vid: str) -> list[str]:
 
     st.markdown(f"**Category:** {category_name(cat) if cat else 'not parsed'} (`{cat.code if cat else '?'}`)")
     phrases = list(record.annotation.key_phrases)
-    answers = queries.expert_answers(ds, vid)
+    answers = dataset.expert_answers(ds, vid)
     for task in SCORED_TASKS:
         st.markdown(f"**Expert {task.facet} ({task.value})**")
         escaped_with_marks(answers[task.value], phrases)
@@ -135,8 +137,8 @@ def _expert(ds, vid: str) -> list[str]:
     return phrases
 
 
-def _answers(scores, preds, vid: str, task: str, phrases: list[str], models: list[str]) -> None:
-    answers = [a for a in queries.question_answers(scores, preds, vid, task) if not models or a["model"] in models]
+def _answers(vid: str, task: str, phrases: list[str], models: list[str]) -> None:
+    answers = [a for a in state.question_answers(vid, task) if not models or a["model"] in models]
     if not answers:
         st.info("No model answered this question yet.")
         return
@@ -151,7 +153,7 @@ def _answers(scores, preds, vid: str, task: str, phrases: list[str], models: lis
                 if answer["status"] and answer["status"] != "ok":
                     st.error(f"prediction {answer['status']}")
                 escaped_with_marks(answer["output"] or "(no answer)", phrases)
-                found = queries.phrases_found(answer["output"], phrases)
+                found = phrases_found(answer["output"], phrases)
                 st.caption(f"key phrases found: {len(found)}/{len([p for p in phrases if p])}")
                 import pandas as pd
 
@@ -161,18 +163,16 @@ def _answers(scores, preds, vid: str, task: str, phrases: list[str], models: lis
 
 def render() -> None:
     ds = state.dataset()
-    scores = state.scores()
-    preds = state.predictions()
     st.title("Question explorer")
     opened = st.session_state.pop(OPEN_VIDEO, None)
     opened_task = st.session_state.pop(OPEN_TASK, None)
-    flt = _filters(scores, ds)
+    flt = _filters(ds)
     if opened and opened in ds.records:
         st.session_state[PICK] = f"{opened}|{opened_task or SCORED_TASKS[0].value}"
     rows = state.question_rows(flt)
     keys = (rows["video_id"] + "|" + rows["task"]).tolist()
     st.session_state["qx_keys"] = keys
-    st.caption(f"{len(rows)} questions match · score shown: {queries.measure_label(flt.metric or 'none yet')}")
+    st.caption(f"{len(rows)} questions match · score shown: {measures.label(flt.metric or 'none yet')}")
     st.dataframe(
         rows.round(3),
         hide_index=True,
@@ -198,7 +198,7 @@ def render() -> None:
         _clip(ds, vid)
     with right:
         phrases = _expert(ds, vid)
-    _answers(scores, preds, vid, task, phrases, list(flt.models))
+    _answers(vid, task, phrases, list(flt.models))
 
 
 guarded(render)
