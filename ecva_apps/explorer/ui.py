@@ -22,6 +22,21 @@ OPEN_MAJORS = "open_majors"
 OPEN_TASKS = "open_tasks"
 
 
+STARTING_MODELS = 3
+"""How many models a page that compares models starts with (the user adds more): a first render then
+reads a few models' scores, not every model's."""
+
+
+def starting_models(models: list[str]) -> list[str]:
+    """The models a multi-model page shows before the user picks (the first ``STARTING_MODELS``)."""
+    return models[:STARTING_MODELS]
+
+
+def plot_text(text: object) -> str:
+    """Text for a plotly hover label, which renders a subset of HTML: escaped so a name shows literally."""
+    return html.escape(str(text))
+
+
 def md_escape(text: object) -> str:
     """Text that Markdown shows literally (for names and messages that came from users or files)."""
     return re.sub(r"([\\`*_{}\[\]()#+!|<>~$])", r"\\\1", str(text))

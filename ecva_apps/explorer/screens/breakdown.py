@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecva_apps.explorer import state
-from ecva_apps.explorer.ui import guarded, open_question
+from ecva_apps.explorer.ui import guarded, open_question, starting_models
 from ecva_core.metrics import measures
 from ecva_core.views import common
 
@@ -66,7 +66,7 @@ def render() -> None:
         st.info("No model has been scored yet: upload a submission on the Submit page.")
         return
     c1, c2, c3 = st.columns([3, 2, 1])
-    chosen = c1.multiselect("Models", models, default=models[: min(3, len(models))], key="bd_models")
+    chosen = c1.multiselect("Models", models, default=starting_models(models), key="bd_models")
     metric = c2.selectbox(
         "Score for tasks and categories",
         state.score_measures(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecva_apps.explorer import state
-from ecva_apps.explorer.ui import guarded, open_question
+from ecva_apps.explorer.ui import guarded, open_question, plot_text
 from ecva_core.metrics.protocol import HALLUCINATION_READINGS, READING_LABELS
 from ecva_core.results.export import table_csv
 from ecva_core.schema import SCORED_TASKS, Task
@@ -78,7 +78,7 @@ def _task_bars(per_task, label: str):
                     "array": rows["high"] - rows["mean"],
                     "arrayminus": rows["mean"] - rows["low"],
                 },
-                hovertemplate=f"model={model}<br>%{{x}}<br>{label}=%{{y}}<extra></extra>",
+                hovertemplate=f"model={plot_text(model)}<br>%{{x}}<br>{plot_text(label)}=%{{y}}<extra></extra>",
             )
         )
     fig.update_layout(barmode="group", xaxis_title_text="", yaxis_title_text=label)

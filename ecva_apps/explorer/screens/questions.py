@@ -14,6 +14,7 @@ from ecva_apps.explorer.ui import (
     escaped_with_marks,
     guarded,
     md_escape,
+    starting_models,
 )
 from ecva_core.errors import EcvaError
 from ecva_core.metrics import measures
@@ -29,6 +30,7 @@ def _filters(ds) -> questions.QuestionFilter:
     cats = common.video_categories(ds)
     majors = dict(cats[["major_name", "major"]].drop_duplicates().itertuples(index=False, name=None))
     _preset("qx_models", st.session_state.pop(OPEN_MODELS, None), models)
+    st.session_state.setdefault("qx_models", starting_models(models))
     _preset("qx_majors", st.session_state.pop(OPEN_MAJORS, None), majors)
     _preset("qx_tasks", st.session_state.pop(OPEN_TASKS, None), [t.value for t in SCORED_TASKS])
     metrics = state.score_measures()
