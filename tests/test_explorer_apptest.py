@@ -212,6 +212,21 @@ def test_submit_scores_a_good_file_onto_the_leaderboard_once(app_env: Path) -> N
     assert not [b for b in at.button if b.key == "sub_score"]
 
 
+def test_submit_can_score_under_the_official_protocol(app_env: Path) -> None:
+    """The Submit page's protocol setting reaches scoring: official BLEU/ROUGE are stored beside ours."""
+    data = next((app_env / "submissions").glob("*.json")).read_bytes()
+    at = _app()
+    at.switch_page("screens/submit.py").run()
+    at.text_input(key="sub_model").set_value("Official-VLM").run()
+    at.selectbox(key="sub_protocol").set_value("official").run()
+    at.file_uploader(key="sub_file").set_value(("official.json", data.replace(b"None", b"none"), "application/json"))
+    at.run()
+    at.button(key="sub_score").click().run()
+    assert not _errors(at) and not at.exception, _errors(at)
+    frame = ResultsDB(get_settings().db_path).scores_frame()
+    assert {"bleu_official", "rougeL_official"} <= set(frame.loc[frame["model"] == "Official-VLM", "metric"])
+
+
 def test_untrusted_text_is_escaped_before_marking() -> None:
     out = highlight_html("<img src=x onerror=alert(1)> the Car hit", ["car hit", "<img"])
     assert "<img" not in out and "&lt;" in out

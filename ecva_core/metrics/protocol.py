@@ -16,6 +16,10 @@ from __future__ import annotations
 DEFAULT = "default"
 OFFICIAL = "official"
 PROTOCOLS: tuple[str, ...] = (DEFAULT, OFFICIAL)
+PROTOCOL_LABELS: dict[str, str] = {
+    DEFAULT: "this tool's (our judge prompts at temperature 0, reference-first BLEU/ROUGE)",
+    OFFICIAL: "official ECVA (official judge model and prompts from ECVA_OFFICIAL_REPO, bleu/rougeL_official)",
+}
 OFFICIAL_JUDGE_MODEL = "gpt-4o"  # MODEL_TYPE of the official AnomEval config (a checkout's own value wins)
 OFFICIAL_PROMPT_PREFIX = "official-"
 OFFICIAL_TEXT_METRICS: tuple[str, ...] = ("bleu_official", "rougeL_official")

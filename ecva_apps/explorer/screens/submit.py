@@ -15,6 +15,7 @@ from ecva_apps.explorer import state
 from ecva_apps.explorer.ui import guarded, md_escape
 from ecva_apps.explorer.upload import ACCEPTED_TYPES, StagedUpload, upload_digest, validate_upload
 from ecva_core.errors import EcvaError
+from ecva_core.metrics.protocol import PROTOCOL_LABELS, PROTOCOLS
 from ecva_core.results.scoring import already_scored, judge_plan
 from ecva_core.results.submission import DEFAULT_PROBE
 from ecva_core.schema import Task
@@ -35,8 +36,8 @@ STAGES = {
 }
 
 
-def _options() -> tuple[str, str | None, str | None]:
-    c1, c2, c3 = st.columns([2, 1, 1])
+def _options() -> tuple[str, str | None, str | None, str]:
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     model = c1.text_input("Model name", key="sub_model", placeholder="e.g. MyVLM-7B")
     task = c2.selectbox(
         "Task",
@@ -49,7 +50,14 @@ def _options() -> tuple[str, str | None, str | None]:
         key="sub_probe",
         help="The answers were given with the anomaly's key frames removed (hallucination pillar).",
     )
-    return model, None if task == AUTO else task, DEFAULT_PROBE if probe else None
+    protocol = c4.selectbox(
+        "Protocol",
+        PROTOCOLS,
+        key="sub_protocol",
+        format_func=lambda p: PROTOCOL_LABELS[p].split(" (")[0],
+        help=" · ".join(f"{name}: {label}" for name, label in PROTOCOL_LABELS.items()),
+    )
+    return model, None if task == AUTO else task, DEFAULT_PROBE if probe else None, protocol
 
 
 def _report(staged: StagedUpload) -> None:
@@ -130,7 +138,7 @@ def _upload_log() -> None:
         st.dataframe(pd.DataFrame(entries), hide_index=True, width="stretch")
 
 
-def _score(staged: StagedUpload, model: str, judge: bool | None) -> None:
+def _score(staged: StagedUpload, model: str, judge: bool | None, protocol: str) -> None:
     from ecva_core.results.scoring import score_report
 
     ds = state.dataset()
@@ -142,7 +150,8 @@ def _score(staged: StagedUpload, model: str, judge: bool | None) -> None:
     meta = {"model": model, "file_name": staged.original_name, "file_hash": staged.file_hash}
     try:
         score_report(
-            staged.report, model, ds, state.open_db(), judge, progress, file_name=staged.original_name
+            staged.report, model, ds, state.open_db(), judge, progress, file_name=staged.original_name,
+            protocol=protocol,
         )
     except EcvaError as exc:
         _log("failed", **meta, detail=str(exc))
@@ -166,7 +175,7 @@ def render() -> None:
     if not access.can_submit:
         st.warning(md_escape(access.reason))
         return
-    model, task, probe = _options()
+    model, task, probe, protocol = _options()
     upload = st.file_uploader(
         "Submission file",
         type=list(ACCEPTED_TYPES),
@@ -178,7 +187,7 @@ def render() -> None:
         st.success(f"Scored {md_escape(done['model'])}: it is on the leaderboard now.")
         st.page_link("screens/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:")
     if upload is not None:
-        _handle(upload, model, task, probe, done, s, ds)
+        _handle(upload, model, task, probe, protocol, done, s, ds)
     if access.sees_upload_log:
         _upload_log()
 
@@ -188,6 +197,7 @@ def _handle(
     model: str,
     task: str | None,
     probe: str | None,
+    protocol: str,
     done: dict[str, Any] | None,
     s: Settings,
     ds: Dataset,
@@ -241,7 +251,7 @@ def _handle(
         except EcvaError as exc:
             st.error(md_escape(exc))
             return
-        _score(staged, name, judge)
+        _score(staged, name, judge, protocol)
         st.rerun()
 
 
