@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
+
+from tests.loopback import LoopbackServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -25,30 +26,13 @@ class HFRequest:
 
 
 @dataclass
-class HFHubStub:
+class HFHubStub(LoopbackServer):
     """Serves ``models`` (repo id -> {path -> bytes}) at ``self.endpoint`` (set it as ``HF_ENDPOINT``)."""
 
     models: dict[str, dict[str, bytes]]
     cut_after: dict[str, int] = field(default_factory=dict)  # path -> bytes before a one-time cut
     lie_sha256: set[str] = field(default_factory=set)  # paths listed with a wrong checksum
     requests: list[HFRequest] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> HFHubStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def ranged(self, path: str) -> list[str]:
         return [r.range for r in self.requests if r.path.endswith(f"/{path}") and r.range and r.method == "GET"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
+
+from tests.loopback import LoopbackServer
 
 
 @dataclass
@@ -23,7 +24,7 @@ class StubRequest:
 
 
 @dataclass
-class ModelScopeStub:
+class ModelScopeStub(LoopbackServer):
     """Serves ``files`` (repo path -> bytes) as dataset ``dataset_id`` at ``self.endpoint``, and each
     of ``models`` (model id -> {repo path -> bytes}) as a model repository."""
 
@@ -33,22 +34,6 @@ class ModelScopeStub:
     cut_after: dict[str, int] = field(default_factory=dict)  # repo path -> bytes before a one-time cut
     lie_sha256: set[str] = field(default_factory=set)  # repo paths listed with a wrong checksum
     requests: list[StubRequest] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> ModelScopeStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def ranged(self, file_path: str) -> list[str]:
         return [r.range for r in self.requests if r.file_path == file_path and r.range]
